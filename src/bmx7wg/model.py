@@ -1,0 +1,78 @@
+"""Value types shared by the pipeline: bmx7 files -> adverts -> desired WireGuard state."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@dataclass(frozen=True)
+class Advert:
+    """What one node publishes through its sms file (see advert.py for the wire format)."""
+
+    public_key: str                      # base64, 44 chars (32 bytes)
+    port: int                            # UDP port WireGuard really listens on
+    addresses: tuple[IPNetwork, ...] = ()   # tunnel addresses, host prefixes (/128, /32)
+    networks: tuple[IPNetwork, ...] = ()    # networks offered through the tunnel
+    version: int = 1
+
+
+@dataclass(frozen=True)
+class NodeInfo:
+    """The own node, from bmx7's json/status."""
+
+    node_id: str
+    name: str
+    primary_ip: str
+
+
+@dataclass(frozen=True)
+class Originator:
+    """One node as bmx7 sees it (json/originators/<NODEID>)."""
+
+    node_id: str
+    name: str
+    primary_ip: str
+    dev: str = "---"
+    metric: int = 0                      # bits/s; 0 = no usable route
+    hops: int = 0
+    last_ref: int = 0                    # seconds since last heard
+
+    @property
+    def reachable(self) -> bool:
+        return self.dev != "---" and self.metric > 0 and self.last_ref < 20
+
+
+@dataclass(frozen=True)
+class PeerSpec:
+    """Desired configuration of one WireGuard peer."""
+
+    public_key: str
+    endpoint: str | None                 # "[fd70::1]:51820" or "10.0.0.1:51820"
+    allowed_ips: frozenset[str] = frozenset()   # canonical CIDR strings
+    keepalive: int = 0
+
+
+@dataclass(frozen=True)
+class PeerState:
+    """A peer as `wg show <if> dump` reports it."""
+
+    public_key: str
+    endpoint: str | None
+    allowed_ips: frozenset[str]
+    latest_handshake: int | None         # unix seconds, None if never
+    rx: int
+    tx: int
+    keepalive: int = 0
+
+
+@dataclass
+class DeviceState:
+    """The device line plus peers of `wg show <if> dump`. Holds no private key."""
+
+    public_key: str | None
+    listen_port: int
+    fwmark: int = 0
+    peers: dict[str, PeerState] = field(default_factory=dict)

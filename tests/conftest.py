@@ -1,0 +1,10 @@
+import os
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "src"))
+os.environ.setdefault("WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD", "1")
+
+# Facts recorded from real systems live beside the checkout (../shared), in CI too.
+SHARED = ROOT.parent / "shared"
