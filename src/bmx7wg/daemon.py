@@ -1,0 +1,328 @@
+"""`bmx7wg run IFACE`: the event loop around reconcile.Reconciler.
+
+Events: rcvdSms / json/originators changes (inotify or polling), signals (TERM/INT stop,
+HUP reload, USR1 rotate key), and a 1 s tick for hold-down expiry, the sms registration
+check (bmx7 forgets runtime registrations when it restarts) and the state file.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import os
+import selectors
+import signal
+import socket
+import time
+
+from . import address, advert, config, keys, port, state, wg
+from .bmx7 import Bmx7
+from .model import Advert, NodeInfo
+from .reconcile import Reconciler
+from .uciadapter import open_uci
+from .watch import Watcher
+
+log = logging.getLogger("bmx7wg")
+
+TICK = 1.0
+STATS_EVERY = 5.0
+REGISTER_GRACE = 3.0          # own sms copy may lag the publish by ~0.1 s; allow for slow bmx7
+ACTIVE_HANDSHAKE = 180        # WireGuard re-handshakes every 2 min on a live session
+
+
+class HelperError(RuntimeError):
+    """Setup failed; `code` is what the netifd proto script reports (proto_notify_error)."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
+
+
+class Helper:
+    def __init__(self, iface: str, confdir: str | None, savedir: str | None, rundir: str,
+                 netifd: bool = False, clock=time.time):
+        self.iface = iface
+        self.confdir, self.savedir, self.rundir = confdir, savedir, rundir
+        self.netifd = netifd
+        self.clock = clock
+        self.backend = wg.Backend()
+        self.stopping = False
+        self.pending: set[str] = set()   # signal names waiting to be handled
+        self.own: NodeInfo | None = None
+        self.published: bytes | None = None
+        self.published_at = 0.0
+        self.bmx7_pid: int | None = None
+        self.bmx7_running = False
+        self.last_stats = 0.0
+        self.state_dirty = True
+        self.ubus = None
+
+    # ---- setup -------------------------------------------------------------------------
+    def load_config(self):
+        try:
+            return config.load(open_uci(self.confdir, self.savedir), self.iface)
+        except config.ConfigError as exc:
+            raise HelperError("INVALID_CONFIG", str(exc)) from None
+
+    def setup(self) -> None:
+        self.cfg = self.load_config()
+        os.makedirs(self.rundir, mode=0o755, exist_ok=True)
+        self.bmx = Bmx7(self.cfg.bmx7_dir)
+        try:
+            self.backend_kind = self.backend.ensure_link(self.cfg.ifname, self.cfg.mtu)
+        except Exception as exc:  # kernel module and wireguard-go both unavailable
+            raise HelperError("NO_WIREGUARD", f"cannot create WireGuard link {self.cfg.ifname}: {exc}") from None
+        self.rec = Reconciler(self.cfg, self.backend, self._local_networks())
+        device = self.rec.refresh_device()
+        self.keypair = keys.load_or_create(self.cfg, self.rundir, device.public_key if device else None)
+        self.port = self._configure_port(device)
+        self._restore_owned()
+        log.info("%s: link %s (%s), public key %s, port %d", self.iface, self.cfg.ifname,
+                 self.backend_kind, self.keypair.public_key, self.port)
+
+    def _configure_port(self, device) -> int:
+        failed: set[int] = set()
+        current = device.listen_port if device and device.public_key == self.keypair.public_key else None
+        while True:
+            try:
+                chosen = port.choose_port(self.cfg, current, failed)
+            except RuntimeError as exc:
+                raise HelperError("PORT_IN_USE", str(exc)) from None
+            try:
+                self.backend.configure_device(self.cfg.ifname, self.keypair.private_path, chosen, self.cfg.fwmark)
+            except Exception as exc:
+                if self.cfg.listen_port:
+                    raise HelperError("PORT_IN_USE", f"option 'listen_port': cannot listen on {chosen}: {exc}") from None
+                failed.add(chosen)   # lost a race for the port: pick again
+                current = None
+                continue
+            self.rec.refresh_device()
+            return chosen
+
+    def _restore_owned(self) -> None:
+        """Peers a previous run of this helper created stay ours after a restart (even kill -9)."""
+        previous = state.read(self.rundir, self.iface) or {}
+        self.rec.owned = set(previous.get("owned", []))
+
+    def _local_networks(self) -> tuple:
+        nets = [ipaddress.ip_network(a.ip) for a in self.cfg.addresses]
+        nets += list(self.cfg.announce)
+        return tuple(nets)
+
+    # ---- bmx7 side -----------------------------------------------------------------------
+    def own_addresses(self) -> list[str]:
+        addrs = [str(a) for a in self.cfg.addresses]
+        if self.cfg.auto_address and self.own:
+            addrs.insert(0, f"{address.auto_address(self.own.node_id, str(self.cfg.auto_prefix))}/128")
+        return addrs
+
+    def advert_bytes(self) -> bytes:
+        hosts = tuple(ipaddress.ip_network(ipaddress.ip_interface(a).ip) for a in self.own_addresses())
+        return advert.encode(Advert(public_key=self.keypair.public_key, port=self.port,
+                                    addresses=hosts, networks=self.cfg.announce))
+
+    def publish(self) -> None:
+        data = self.advert_bytes()
+        if data != self.published:
+            self.bmx.publish(self.cfg.sms_name, data)
+            self.published, self.published_at = data, self.clock()
+            log.info("%s: advertisement published (%d bytes)", self.iface, len(data))
+        self.bmx.register(self.cfg.sms_name)
+
+    def check_bmx7(self, now: float) -> None:
+        """Learn our nodeId once bmx7 runs; re-register the sms name after a bmx7 restart."""
+        running = self.bmx.alive()
+        if running != self.bmx7_running:
+            log.info("%s: bmx7 %s", self.iface, "running" if running else "not running")
+            self.bmx7_running = running
+            self.state_dirty = True
+        if not running:
+            return
+        if self.own is None:
+            self.own = self.bmx.own()
+            if self.own is None:
+                return
+            self.sync_link_addresses()
+            self.publish()
+            return
+        pid = self.bmx.pid()
+        mine = self.bmx.received(self.cfg.sms_name).get(self.own.node_id)
+        if pid != self.bmx7_pid or (mine != self.published and now - self.published_at > REGISTER_GRACE):
+            # bmx7 restarted (registration lost) or our copy did not come back: register again.
+            self.bmx7_pid = pid
+            self.bmx.register(self.cfg.sms_name)
+            self.published_at = now
+
+    # ---- link side -------------------------------------------------------------------------
+    def sync_link_addresses(self) -> None:
+        if self.netifd:
+            self.push_netifd()
+        else:
+            from . import routes
+            routes.sync_addresses(self.cfg.ifname, set(self.own_addresses()))
+
+    def sync_routes(self) -> None:
+        if self.netifd:
+            self.push_netifd()
+            return
+        from . import routes
+        by_table: dict = {}
+        for net, table, metric in self.rec.routes:
+            by_table.setdefault((table, metric), set()).add(net)
+        for (table, metric), nets in by_table.items():
+            routes.sync_routes(self.cfg.ifname, nets, table=table, metric=metric)
+
+    def push_netifd(self) -> None:
+        from . import netifd
+        netifd.push(self.iface, self.cfg.ifname, self.own_addresses(), sorted(self.rec.routes, key=str))
+
+    def reconcile(self, now: float) -> None:
+        if self.own is None:
+            return
+        result = self.rec.step(now, self.own, self.bmx.received(self.cfg.sms_name), self.bmx.originators())
+        if result.routes_changed:
+            self.sync_routes()
+        for node_id in result.added:
+            log.info("%s: peer %s added", self.iface, address.short_id(node_id) if len(node_id) == 56 else node_id)
+            self.event("add", node_id)
+        for key in result.removed:
+            log.info("%s: peer %s removed", self.iface, key[:8])
+            self.event("remove", key)
+        if result.writes or result.added or result.removed:
+            self.state_dirty = True
+
+    def event(self, action: str, node_id: str) -> None:
+        if self.ubus is not None:
+            self.ubus.send_event("bmx7wg.peer", {"interface": self.iface, "node_id": node_id, "action": action})
+
+    # ---- state ------------------------------------------------------------------------------
+    def snapshot(self) -> dict:
+        from .status import build
+        return build(self)
+
+    def write_state(self, now: float) -> None:
+        if now - self.last_stats >= STATS_EVERY:
+            self.rec.refresh_device()   # handshakes, rx/tx, and anything changed behind our back
+            self.last_stats = now
+            self.state_dirty = True
+        if self.state_dirty:
+            state.write(self.rundir, self.iface, self.snapshot())
+            self.state_dirty = False
+
+    # ---- signals --------------------------------------------------------------------------
+    def reload(self) -> None:
+        old = self.cfg
+        new = self.load_config()
+        if (new.ifname, new.key_mode, new.key_file, new.private_key) != (old.ifname, old.key_mode, old.key_file, old.private_key):
+            log.warning("%s: ifname/key options changed: restart the interface to apply them", self.iface)
+        self.cfg = new
+        self.rec.cfg = new
+        self.rec.table.hold_down = new.hold_down
+        self.rec.local_networks = self._local_networks()
+        if new.listen_port != old.listen_port or new.port_range != old.port_range or new.fwmark != old.fwmark:
+            self.port = self._configure_port(self.rec.device)
+        self.sync_link_addresses()
+        self.publish()
+        log.info("%s: configuration reloaded", self.iface)
+
+    def rotate_key(self) -> None:
+        self.keypair = keys.rotate(self.cfg, self.rundir)
+        self.backend.configure_device(self.cfg.ifname, self.keypair.private_path, self.port, self.cfg.fwmark)
+        self.rec.refresh_device()
+        if self.own:
+            self.publish()
+        self.state_dirty = True
+        log.info("%s: new key pair, public key %s", self.iface, self.keypair.public_key)
+
+    def handle_signals(self) -> None:
+        while self.pending:
+            name = self.pending.pop()
+            try:
+                if name in ("SIGTERM", "SIGINT"):
+                    self.stopping = True
+                elif name == "SIGHUP":
+                    self.reload()
+                elif name == "SIGUSR1":
+                    self.rotate_key()
+            except (HelperError, keys.KeyStoreError, config.ConfigError) as exc:
+                log.error("%s: %s", self.iface, exc)   # keep running with the old settings
+
+    # ---- loop -------------------------------------------------------------------------------
+    def run(self) -> None:
+        rsock, wsock = socket.socketpair()
+        rsock.setblocking(False)
+        wsock.setblocking(False)
+        old_fd = signal.set_wakeup_fd(wsock.fileno())
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1):
+            signal.signal(sig, lambda s, _f: self.pending.add(signal.Signals(s).name))
+        dirs = [os.path.join(self.cfg.bmx7_dir, "sms", "rcvdSms"),
+                os.path.join(self.cfg.bmx7_dir, "json", "originators"),
+                self.cfg.bmx7_dir]
+        watcher = Watcher(dirs)
+        sel = selectors.DefaultSelector()
+        sel.register(rsock, selectors.EVENT_READ, "signal")
+        if watcher.fileno() is not None:
+            sel.register(watcher.fileno(), selectors.EVENT_READ, "watch")
+        self.ubus = _connect_ubus(self.rundir)
+        next_tick = 0.0
+        try:
+            while not self.stopping:
+                now = self.clock()
+                if now >= next_tick:
+                    watcher.read()
+                    self.check_bmx7(now)
+                    self.reconcile(now)
+                    self.write_state(now)
+                    next_tick = now + min(TICK, watcher.poll_interval or TICK)
+                timeout = max(0.0, next_tick - self.clock())
+                if self.ubus is not None:
+                    timeout = min(timeout, 0.2)
+                for key, _ in sel.select(timeout):
+                    if key.data == "signal":
+                        try:
+                            while rsock.recv(64):
+                                pass
+                        except BlockingIOError:
+                            pass
+                    elif watcher.read():
+                        self.reconcile(self.clock())
+                self.handle_signals()
+                if self.ubus is not None:
+                    self.ubus.poll(0)
+        finally:
+            signal.set_wakeup_fd(old_fd)
+            watcher.close()
+            sel.close()
+            self.shutdown()
+
+    def shutdown(self) -> None:
+        """Withdraw the advertisement; the link and its peers stay until the interface goes down."""
+        try:
+            self.bmx.withdraw(self.cfg.sms_name)
+        except Exception as exc:  # bmx7 gone: nothing left to withdraw from
+            log.info("%s: withdraw: %s", self.iface, exc)
+        self.state_dirty = True
+        self.stopping = True
+        self.write_state(self.clock())
+        log.info("%s: stopped", self.iface)
+
+
+def _connect_ubus(rundir: str):
+    try:
+        from . import ubusadapter
+    except ImportError:
+        return None
+    return ubusadapter.serve(rundir)
+
+
+def run(iface: str, confdir: str | None, savedir: str | None, rundir: str, netifd: bool = False) -> int:
+    helper = Helper(iface, confdir, savedir, rundir, netifd=netifd)
+    try:
+        helper.setup()
+    except (HelperError, keys.KeyStoreError) as exc:
+        code = getattr(exc, "code", "KEY_ERROR")
+        log.error("%s: %s: %s", iface, code, exc)
+        print(f"{code}: {exc}", flush=True)
+        return 2
+    helper.run()
+    return 0

@@ -1,0 +1,45 @@
+"""The UDP port WireGuard listens on: fixed, or random and free inside port_range."""
+
+from __future__ import annotations
+
+import errno
+import random
+import socket
+
+from .config import IfaceConfig
+
+
+def udp_port_free(port: int) -> bool:
+    """True if nothing holds this UDP port on IPv6 or IPv4 (WireGuard binds both)."""
+    for family, host in ((socket.AF_INET6, "::"), (socket.AF_INET, "0.0.0.0")):
+        try:
+            with socket.socket(family, socket.SOCK_DGRAM) as sock:
+                if family == socket.AF_INET6:
+                    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+                sock.bind((host, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                return False
+            if exc.errno != errno.EAFNOSUPPORT:
+                raise
+    return True
+
+
+def choose_port(cfg: IfaceConfig, current: int | None = None, avoid: set[int] = frozenset(),
+                rng: random.Random | None = None, tries: int = 64) -> int:
+    """Fixed listen_port, else keep the link's current port when it is in range, else a free random one.
+
+    `current` is what the running link already listens on: keeping it means a helper restart
+    never changes what other nodes have configured. `avoid` holds ports that failed to bind.
+    """
+    if cfg.listen_port:
+        return cfg.listen_port
+    lo, hi = cfg.port_range
+    if current and lo <= current <= hi and current not in avoid:
+        return current
+    rng = rng or random.SystemRandom()
+    for _ in range(tries):
+        port = rng.randint(lo, hi)
+        if port not in avoid and udp_port_free(port):
+            return port
+    raise RuntimeError(f"option 'port_range': no free UDP port in {lo}-{hi} after {tries} tries")

@@ -1,0 +1,113 @@
+"""One reconcile step: bmx7's view -> policy -> desired peers -> one batched `wg set`.
+
+Kept free of the event loop so the daemon, the tests and the benchmark drive the same code.
+The device model is cached between steps (a full `wg show dump` per event would cost more
+than the write itself on big meshes); the daemon refreshes it from the kernel periodically.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+from dataclasses import dataclass, field
+
+from . import policy, wg
+from .config import IfaceConfig
+from .model import DeviceState, NodeInfo, Originator, PeerSpec, PeerState
+from .peers import PeerTable
+
+log = logging.getLogger("bmx7wg")
+
+
+@dataclass
+class StepResult:
+    writes: int = 0
+    added: list[str] = field(default_factory=list)      # node ids
+    removed: list[str] = field(default_factory=list)    # public keys
+    routes_changed: bool = False
+
+
+class Reconciler:
+    def __init__(self, cfg: IfaceConfig, backend, local_networks: tuple = ()):
+        self.cfg = cfg
+        self.backend = backend
+        self.table = PeerTable(cfg.hold_down)
+        self.device: DeviceState | None = None
+        self.owned: set[str] = set()
+        self.selection = None
+        self.local_networks = local_networks
+        self.node_of_key: dict[str, str] = {}
+        self.routes: frozenset = frozenset()
+
+    def refresh_device(self) -> DeviceState | None:
+        self.device = self.backend.dump(self.cfg.ifname)
+        return self.device
+
+    def context(self, own: NodeInfo, originators: dict[str, Originator], now: float):
+        return policy.PolicyContext(
+            own_node_id=own.node_id, auto_prefix=self.cfg.auto_prefix, rules=self.cfg.rules,
+            allow_nodes=self.cfg.allow_nodes, local_networks=self.local_networks,
+            originators=originators, previous=self.selection, now=now)
+
+    def step(self, now: float, own: NodeInfo, received: dict[str, bytes],
+             originators: dict[str, Originator]) -> StepResult:
+        result = StepResult()
+        self.table.update(now, received, originators, own.node_id)
+        sel = policy.select(self.context(own, originators, now), self.table.adverts())
+        for conflict in getattr(sel, "new_conflicts", ()):
+            log.warning("conflict: %s", conflict)
+        self.selection = sel
+        desired = self.desired_peers(sel)
+        if self.device is None:
+            self.refresh_device()
+        args = wg.plan(self.device, desired, self.owned)
+        if args:
+            result.writes = self.backend.apply(self.cfg.ifname, args)
+            self._update_cache(desired, result)
+        self.owned |= set(desired)
+        routes = self.desired_routes(sel)
+        if routes != self.routes:
+            self.routes = routes
+            result.routes_changed = True
+        return result
+
+    def desired_peers(self, sel) -> dict[str, PeerSpec]:
+        desired = {}
+        self.node_of_key = {}
+        for node_id, decision in sel.peers.items():
+            if not decision.allowed_ips or decision.public_key is None:
+                continue
+            desired[decision.public_key] = PeerSpec(
+                public_key=decision.public_key, endpoint=decision.endpoint,
+                allowed_ips=frozenset(decision.allowed_ips), keepalive=self.cfg.keepalive)
+            self.node_of_key[decision.public_key] = node_id
+        return desired
+
+    def desired_routes(self, sel) -> frozenset:
+        """(network, table, metric) routed into the link: the auto prefix plus selected networks."""
+        want = set()
+        if self.cfg.auto_address:
+            want.add((str(self.cfg.auto_prefix), None, None))
+        for decision in sel.peers.values():
+            for route in decision.routes:
+                net = ipaddress.ip_network(route.network)
+                if self.cfg.auto_address and net.version == 6 and net.subnet_of(self.cfg.auto_prefix):
+                    continue  # covered by the auto prefix route
+                want.add((str(net), route.table, route.metric))
+        return frozenset(want)
+
+    def _update_cache(self, desired: dict[str, PeerSpec], result: StepResult) -> None:
+        peers = self.device.peers
+        for key in list(peers):
+            if key not in desired and key in self.owned:
+                del peers[key]
+                self.owned.discard(key)
+                result.removed.append(key)
+        for key, spec in desired.items():
+            old = peers.get(key)
+            if old is None:
+                result.added.append(self.node_of_key.get(key, key))
+            peers[key] = PeerState(
+                public_key=key, endpoint=spec.endpoint, allowed_ips=spec.allowed_ips,
+                latest_handshake=old.latest_handshake if old else None,
+                rx=old.rx if old else 0, tx=old.tx if old else 0, keepalive=spec.keepalive)

@@ -1,0 +1,78 @@
+"""The state-file snapshot of a running helper (shape: docs/architecture.md). No secrets."""
+
+from __future__ import annotations
+
+import os
+
+from . import address
+
+ACTIVE_HANDSHAKE = 180   # WireGuard re-handshakes every 2 min on a live session
+
+
+def peer_state(now: float, handshake: int | None, absent_for: float | None, configured: bool) -> str:
+    if absent_for is not None:
+        return "expired"
+    if not configured:
+        return "rejected"
+    if handshake and now - handshake < ACTIVE_HANDSHAKE:
+        return "active"
+    return "pending"
+
+
+def _peer(helper, now: float, node_id: str, entry) -> dict:
+    rec = helper.rec
+    decision = rec.selection.peers.get(node_id) if rec.selection else None
+    key = decision.public_key if decision else (entry.good.public_key if entry.good else None)
+    wgpeer = rec.device.peers.get(key) if (rec.device and key) else None
+    orig = helper.bmx.originators_cache.get(node_id) if hasattr(helper.bmx, "originators_cache") else None
+    absent = rec.table.absent_since(now, node_id)
+    reason = None
+    if decision is not None and decision.reason:
+        reason = decision.reason
+    elif entry.error:
+        reason = entry.error
+    elif absent is not None:
+        reason = f"advertisement gone for {int(absent)} s (hold-down {int(rec.cfg.hold_down)} s)"
+    return {
+        "node_id": node_id,
+        "short_id": address.short_id(node_id),
+        "name": (decision.name if decision and getattr(decision, "name", None) else
+                 (orig.name if orig else None)),
+        "public_key": key,
+        "fingerprint": key[:8] if key else None,
+        "endpoint": decision.endpoint if decision else None,
+        "addresses": [str(a) for a in entry.good.addresses] if entry.good else [],
+        "allowed_ips": sorted(wgpeer.allowed_ips) if wgpeer else [],
+        "networks_accepted": sorted(decision.accepted_networks) if decision else [],
+        "networks_rejected": [{"network": n, "reason": r} for n, r in (decision.rejected if decision else [])],
+        "state": peer_state(now, wgpeer.latest_handshake if wgpeer else None, absent, wgpeer is not None),
+        "reason": reason,
+        "latest_handshake": wgpeer.latest_handshake if wgpeer else None,
+        "rx": wgpeer.rx if wgpeer else 0,
+        "tx": wgpeer.tx if wgpeer else 0,
+    }
+
+
+def build(helper) -> dict:
+    now = helper.clock()
+    cfg = helper.cfg
+    rec = helper.rec
+    peers = [_peer(helper, now, nid, entry) for nid, entry in sorted(rec.table.nodes.items())]
+    return {
+        "interface": helper.iface,
+        "ifname": cfg.ifname,
+        "pid": None if helper.stopping else os.getpid(),
+        "updated": now,
+        "public_key": helper.keypair.public_key,
+        "listen_port": helper.port,
+        "key_mode": "uci" if cfg.private_key else cfg.key_mode,
+        "backend": helper.backend_kind,
+        "node_id": helper.own.node_id if helper.own else None,
+        "name": helper.own.name if helper.own else None,
+        "addresses": helper.own_addresses(),
+        "announce": [str(n) for n in cfg.announce],
+        "bmx7": {"dir": cfg.bmx7_dir, "running": helper.bmx7_running, "sms_name": cfg.sms_name,
+                 "published": helper.published is not None and not helper.stopping},
+        "owned": sorted(rec.owned),
+        "peers": peers,
+    }
