@@ -1,0 +1,280 @@
+"""Client of bmx7's file interface (json + sms plugins) and of `bmx7 -c`.
+
+What bmx7 really does (../shared/bmx7/README.md), and how this module copes:
+- json files are rewritten in place, not atomically: a read can catch a half-written file,
+  so reads are retried, and an originator that stays unreadable keeps its last good value.
+- every new description of a sender deletes and rewrites all its rcvdSms files: a file can
+  vanish between listdir and open, or be 0 bytes for a moment; both mean "absent for now"
+  (the caller must not treat a brief absence as a withdrawal).
+- a file written in place in sendSms is published as 0 bytes first: write a temp file in
+  the same directory and rename it.
+- runtime registrations (`syncSms=<name>`) are lost when bmx7 restarts: call register()
+  again whenever bmx7 (re)appears. A duplicate registration is a no-op.
+- after SIGKILL, pid/sock/json files stay: liveness is a successful connect to `sock`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import shlex
+import socket
+import subprocess
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from .address import is_node_id
+from .model import NodeInfo, Originator
+
+log = logging.getLogger(__name__)
+
+DEFAULT_RUNTIME_DIR = "/var/run/bmx7"
+MAX_SMS_SIZE = 300            # bmx7's limit with refSms=0; far larger files crash senders
+_SMS_NAME_RE = re.compile(r"[A-Za-z0-9_.-]{1,15}")
+_METRIC_RE = re.compile(r"([0-9]+)([KMGT]?)")
+_METRIC_UNITS = {"": 1, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12}
+
+_ABSENT = object()            # file not there
+_UNREADABLE = object()        # there, but not (yet) valid JSON
+
+
+def valid_sms_name(name: object) -> bool:
+    """bmx7's rule: 1-15 chars of [A-Za-z0-9_.-], no leading or trailing '.'."""
+    return (isinstance(name, str) and _SMS_NAME_RE.fullmatch(name) is not None
+            and not name.startswith(".") and not name.endswith("."))
+
+
+def parse_metric(value: object) -> int:
+    """bmx7's metric text ("999M", "257G", "12K", "800") in bits/s; "-1", "0", junk -> 0."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return max(value, 0)
+    m = _METRIC_RE.fullmatch(value.strip()) if isinstance(value, str) else None
+    return int(m.group(1)) * _METRIC_UNITS[m.group(2)] if m else 0
+
+
+class Bmx7:
+    """One bmx7 daemon, seen through its runtime directory."""
+
+    read_attempts = 4          # a half-written json file is normally complete within ms
+    retry_delay = 0.01
+
+    def __init__(self, runtime_dir: str | os.PathLike = DEFAULT_RUNTIME_DIR,
+                 bmx7_cmd: str | Sequence[str] = "bmx7", timeout: float = 5.0):
+        self.runtime_dir = Path(runtime_dir)
+        self.bmx7_cmd = shlex.split(bmx7_cmd) if isinstance(bmx7_cmd, str) else list(bmx7_cmd)
+        self.timeout = timeout
+        self._own: NodeInfo | None = None
+        self._originators: dict[str, Originator] = {}
+
+    # ------------------------------------------------------------ paths
+
+    @property
+    def send_dir(self) -> Path:
+        return self.runtime_dir / "sms" / "sendSms"
+
+    @property
+    def rcvd_dir(self) -> Path:
+        return self.runtime_dir / "sms" / "rcvdSms"
+
+    @property
+    def json_dir(self) -> Path:
+        return self.runtime_dir / "json"
+
+    # ------------------------------------------------------------ json plugin
+
+    def own(self) -> NodeInfo | None:
+        """The own node from json/status; None if absent (the last good value if torn)."""
+        data = self._read_json(self.json_dir / "status")
+        if data is _ABSENT:
+            self._own = None
+            return None
+        info = _node_info(data)
+        if info is None:
+            log.debug("json/status unreadable, keeping previous value")
+            return self._own
+        self._own = info
+        return info
+
+    def originators(self) -> dict[str, Originator]:
+        """Every node in json/originators/, keyed by nodeId (the own node included)."""
+        try:
+            names = os.listdir(self.json_dir / "originators")
+        except (FileNotFoundError, NotADirectoryError):
+            self._originators = {}
+            return {}
+        result: dict[str, Originator] = {}
+        for node_id in names:
+            if not is_node_id(node_id):
+                continue
+            data = self._read_json(self.json_dir / "originators" / node_id)
+            if data is _ABSENT:
+                continue                                  # purged between listdir and open
+            orig = _originator(data, node_id)
+            if orig is None:
+                orig = self._originators.get(node_id)
+                log.debug("originator %s unreadable, %s", node_id,
+                          "keeping previous value" if orig else "skipped")
+            if orig is not None:
+                result[node_id] = orig
+        self._originators = result
+        return dict(result)
+
+    def _read_json(self, path: Path) -> object:
+        """Parsed JSON, _ABSENT, or _UNREADABLE after a few tries."""
+        for attempt in range(self.read_attempts):
+            if attempt:
+                time.sleep(self.retry_delay)
+            try:
+                raw = path.read_bytes()
+            except FileNotFoundError:
+                return _ABSENT
+            except OSError:
+                continue
+            try:
+                return json.loads(raw)
+            except ValueError:                            # torn write (or 0 bytes): retry
+                continue
+        return _UNREADABLE
+
+    # ------------------------------------------------------------ sms plugin
+
+    def received(self, sms_name: str) -> dict[str, bytes]:
+        """Contents of every `<NODEID>:<sms_name>` in rcvdSms (the own node's too).
+
+        A file that vanishes before it is read, or is 0 bytes (being rewritten), is left
+        out for now.
+        """
+        _require_sms_name(sms_name)
+        try:
+            names = os.listdir(self.rcvd_dir)
+        except (FileNotFoundError, NotADirectoryError):
+            return {}
+        result: dict[str, bytes] = {}
+        for fname in names:
+            node_id, sep, name = fname.partition(":")
+            if not sep or name != sms_name or not is_node_id(node_id):
+                continue
+            try:
+                data = (self.rcvd_dir / fname).read_bytes()
+            except OSError:                               # vanished, or not a regular file
+                continue
+            if data:
+                result[node_id] = data
+        return result
+
+    def published(self, name: str) -> bytes | None:
+        """What sendSms/<name> holds now, or None."""
+        _require_sms_name(name)
+        try:
+            return (self.send_dir / name).read_bytes()
+        except OSError:
+            return None
+
+    def publish(self, name: str, data: bytes, max_size: int = MAX_SMS_SIZE) -> bool:
+        """Atomically place `data` in sendSms/<name>; False if it was already there.
+
+        Does not register the name: call register() too (and again after bmx7 restarts).
+        """
+        _require_sms_name(name)
+        data = bytes(data)
+        if len(data) > max_size:
+            raise ValueError(f"sms {name} is {len(data)} bytes, limit {max_size}")
+        if self.published(name) == data:
+            return False
+        self.send_dir.mkdir(parents=True, exist_ok=True)
+        # a leading '.' is never a valid sms name, so bmx7 cannot pick up the temp file
+        tmp = self.send_dir / f".{name}.{os.getpid()}.tmp"
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, self.send_dir / name)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        return True
+
+    def withdraw(self, name: str) -> bool:
+        """Remove sendSms/<name> and unregister it; False if bmx7 could not be told."""
+        _require_sms_name(name)
+        (self.send_dir / name).unlink(missing_ok=True)
+        return self._control(f"syncSms=-{name}")
+
+    def register(self, name: str) -> bool:
+        """`bmx7 runtimeDir=<dir> -c syncSms=<name>`; False if bmx7 is not running/failed."""
+        _require_sms_name(name)
+        return self._control(f"syncSms={name}")
+
+    def _control(self, command: str) -> bool:
+        argv = [*self.bmx7_cmd, f"runtimeDir={self.runtime_dir}", "-c", command]
+        try:
+            proc = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True,
+                                  timeout=self.timeout)
+        except (OSError, subprocess.SubprocessError) as e:
+            log.warning("bmx7 -c %s: %s", command, e)
+            return False
+        if proc.returncode != 0:
+            err = (proc.stderr or proc.stdout).decode(errors="replace").strip().splitlines()
+            log.warning("bmx7 -c %s failed (exit %d)%s", command, proc.returncode,
+                        f": {err[-1]}" if err else "")
+            return False
+        return True
+
+    # ------------------------------------------------------------ daemon
+
+    def alive(self) -> bool:
+        """True if bmx7 accepts a connection on its control socket (stale files do not)."""
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(1.0)
+            try:
+                s.connect(str(self.runtime_dir / "sock"))
+            except OSError:
+                return False
+        return True
+
+    def pid(self) -> int | None:
+        """The pid bmx7 wrote at start (it may be stale: see alive())."""
+        try:
+            text = (self.runtime_dir / "pid").read_text().strip()
+        except (OSError, UnicodeDecodeError):
+            return None
+        return int(text) if re.fullmatch(r"[0-9]{1,10}", text) and int(text) > 0 else None
+
+
+def _require_sms_name(name: object) -> None:
+    if not valid_sms_name(name):
+        raise ValueError(f"bad sms name {name!r}: want 1-15 of [A-Za-z0-9_.-], "
+                         "not starting or ending with '.'")
+
+
+def _node_info(data: object) -> NodeInfo | None:
+    status = data.get("status") if isinstance(data, dict) else None
+    if not isinstance(status, dict) or not is_node_id(status.get("nodeId")):
+        return None
+    return NodeInfo(node_id=status["nodeId"], name=_str(status.get("name")),
+                    primary_ip=_str(status.get("primaryIp")))
+
+
+def _originator(data: object, node_id: str) -> Originator | None:
+    if not isinstance(data, dict) or data.get("nodeId") != node_id:
+        return None
+    return Originator(node_id=node_id, name=_str(data.get("name")),
+                      primary_ip=_str(data.get("primaryIp")), dev=_str(data.get("dev"), "---"),
+                      metric=parse_metric(data.get("metric")), hops=_int(data.get("hops"), 0),
+                      last_ref=_int(data.get("lastRef"), 1 << 30))
+
+
+def _str(value: object, default: str = "") -> str:
+    return value if isinstance(value, str) else default
+
+
+def _int(value: object, default: int) -> int:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and re.fullmatch(r"[0-9]+", value.strip()):
+        return int(value)
+    return default
