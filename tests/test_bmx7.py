@@ -209,15 +209,15 @@ def test_received_binary_byte_exact(steady):
 
 def test_received_file_deleted_between_listing_and_reading(steady, monkeypatch):
     rcvd = steady / "sms" / "rcvdSms"
-    real_listdir = os.listdir
+    real_listdir, real_scandir = os.listdir, os.scandir
 
-    def listdir_then_bmx7_deletes(path):
-        names = real_listdir(path)
+    def scandir_then_bmx7_deletes(path):
+        entries = list(real_scandir(path))
         if os.fspath(path) == os.fspath(rcvd):
             (rcvd / f"{NODE_C}:wgtun").unlink()             # bmx7 rewrites NODE_C's files
-        return names
+        return iter(entries)
 
-    monkeypatch.setattr(bmx7mod.os, "listdir", listdir_then_bmx7_deletes)
+    monkeypatch.setattr(bmx7mod.os, "scandir", scandir_then_bmx7_deletes)
     got = Bmx7(steady).received("wgtun")
     assert set(got) == {NODE_A, NODE_B, NODE_D}
     assert f"{NODE_C}:wgtun" not in real_listdir(rcvd)

@@ -68,6 +68,8 @@ class Bmx7:
         self.timeout = timeout
         self._own: NodeInfo | None = None
         self._originators: dict[str, Originator] = {}
+        self._orig_stat: dict[str, tuple] = {}
+        self._sms_cache: dict[str, tuple[tuple, bytes]] = {}
 
     # ------------------------------------------------------------ paths
 
@@ -99,27 +101,42 @@ class Bmx7:
         return info
 
     def originators(self) -> dict[str, Originator]:
-        """Every node in json/originators/, keyed by nodeId (the own node included)."""
+        """Every node in json/originators/, keyed by nodeId (the own node included).
+
+        Files whose stat did not change are not parsed again (see _settled).
+        """
         try:
-            names = os.listdir(self.json_dir / "originators")
+            entries = list(os.scandir(self.json_dir / "originators"))
         except (FileNotFoundError, NotADirectoryError):
-            self._originators = {}
+            self._originators, self._orig_stat = {}, {}
             return {}
         result: dict[str, Originator] = {}
-        for node_id in names:
+        stats: dict[str, tuple] = {}
+        now = time.time()
+        for entry in entries:
+            node_id = entry.name
             if not is_node_id(node_id):
                 continue
-            data = self._read_json(self.json_dir / "originators" / node_id)
+            key = _stat_key(entry)
+            if key is None:
+                continue                                  # purged between listdir and stat
+            cached = self._originators.get(node_id)
+            if cached is not None and self._orig_stat.get(node_id) == key and _settled(key, now):
+                result[node_id], stats[node_id] = cached, key
+                continue
+            data = self._read_json(Path(entry.path))
             if data is _ABSENT:
-                continue                                  # purged between listdir and open
+                continue
             orig = _originator(data, node_id)
             if orig is None:
-                orig = self._originators.get(node_id)
+                orig = cached
                 log.debug("originator %s unreadable, %s", node_id,
                           "keeping previous value" if orig else "skipped")
+            else:
+                stats[node_id] = key
             if orig is not None:
                 result[node_id] = orig
-        self._originators = result
+        self._originators, self._orig_stat = result, stats
         return dict(result)
 
     def _read_json(self, path: Path) -> object:
@@ -149,20 +166,33 @@ class Bmx7:
         """
         _require_sms_name(sms_name)
         try:
-            names = os.listdir(self.rcvd_dir)
+            entries = list(os.scandir(self.rcvd_dir))
         except (FileNotFoundError, NotADirectoryError):
+            self._sms_cache = {}
             return {}
         result: dict[str, bytes] = {}
-        for fname in names:
-            node_id, sep, name = fname.partition(":")
+        cache: dict[str, tuple[tuple, bytes]] = {}
+        now = time.time()
+        for entry in entries:
+            node_id, sep, name = entry.name.partition(":")
             if not sep or name != sms_name or not is_node_id(node_id):
                 continue
-            try:
-                data = (self.rcvd_dir / fname).read_bytes()
-            except OSError:                               # vanished, or not a regular file
+            key = _stat_key(entry)
+            if key is None:
                 continue
+            hit = self._sms_cache.get(entry.name)
+            if hit is not None and hit[0] == key and _settled(key, now):
+                data = hit[1]
+            else:
+                try:
+                    with open(entry.path, "rb") as fh:
+                        data = fh.read()
+                except OSError:                           # vanished, or not a regular file
+                    continue
             if data:
                 result[node_id] = data
+                cache[entry.name] = (key, data)
+        self._sms_cache = cache
         return result
 
     def published(self, name: str) -> bytes | None:
@@ -243,6 +273,24 @@ class Bmx7:
         except (OSError, UnicodeDecodeError):
             return None
         return int(text) if re.fullmatch(r"[0-9]{1,10}", text) and int(text) > 0 else None
+
+
+def _stat_key(entry: os.DirEntry) -> tuple | None:
+    try:
+        st = entry.stat()
+    except OSError:
+        return None
+    return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def _settled(key: tuple, now: float) -> bool:
+    """A file last changed over 2 s ago with the same stat is the same file.
+
+    bmx7 rewrites rcvdSms and json files in place or delete+create; timestamps are only
+    jiffy-precise, so a same-size rewrite inside one tick can keep the stat: recent files
+    are always read again. Content, not mtime, is what counts (facts: compare content).
+    """
+    return now - key[2] / 1e9 > 2.0
 
 
 def _require_sms_name(name: object) -> None:

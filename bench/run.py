@@ -1,0 +1,259 @@
+"""`make bench`: the helper's reconcile core and event path against raw `wg`, on real WireGuard.
+
+For 100 / 1,000 / 5,000 synthetic advertisers (a bmx7 runtime dir written the way bmx7's sms
+and json plugins write it) this prints: cold reconcile time, no-op reconcile time and `wg`
+write count, one-change reconcile time and write count, latency from an rcvdSms file
+appearing to the peer being configured (p50/p95, real helper process), the helper's RSS,
+and the floor measured in the same run: raw `wg syncconf` cold and a single raw `wg set`,
+with helper / raw ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import ipaddress
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "src"))
+
+from bmx7wg import address, advert, config  # noqa: E402
+from bmx7wg.model import Advert, NodeInfo  # noqa: E402
+
+NS = "bmx7wg-bench"
+OWN_ID = "B0" * 28
+
+
+def sh(*args, check=True, **kw):
+    return subprocess.run(list(args), check=check, capture_output=True, text=True, **kw)
+
+
+def in_ns():
+    return ["ip", "netns", "exec", NS]
+
+
+def node_id(i: int) -> str:
+    return f"{i:056X}"
+
+
+def fake_key(i: int) -> str:
+    return base64.b64encode(i.to_bytes(4, "big") * 8).decode()
+
+
+class FakeBmx7Dir:
+    """A runtime dir laid out as bmx7's sms + json plugins lay it out, plus a live `sock`."""
+
+    def __init__(self, root: str, prefix):
+        self.root = root
+        self.prefix = prefix
+        for sub in ("sms/rcvdSms", "sms/sendSms", "json/originators"):
+            os.makedirs(os.path.join(root, sub), exist_ok=True)
+        self.write_json("json/status", {"status": {"nodeId": OWN_ID, "shortId": OWN_ID[:8], "name": "bench",
+                                                   "primaryIp": address.primary_ip(OWN_ID)}})
+        with open(os.path.join(root, "pid"), "w") as fh:
+            fh.write(f"{os.getpid()}\n")
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.bind(os.path.join(root, "sock"))
+        self.sock.listen(64)
+
+    def write_json(self, rel, obj):
+        with open(os.path.join(self.root, rel), "w") as fh:
+            json.dump(obj, fh)
+
+    def add_node(self, i: int, port: int = 51820) -> None:
+        nid = node_id(i)
+        self.write_json(f"json/originators/{nid}", {
+            "nodeId": nid, "shortId": nid[:8], "name": f"n{i}", "primaryIp": address.primary_ip(nid),
+            "dev": "veth0", "metric": "999M", "hops": 1, "lastRef": 0})
+        self.write_sms(i, port)
+
+    def write_sms(self, i: int, port: int = 51820) -> None:
+        nid = node_id(i)
+        data = advert.encode(Advert(public_key=fake_key(i), port=port, addresses=(
+            ipaddress.ip_network(f"{address.auto_address(nid, str(self.prefix))}/128"),)))
+        path = os.path.join(self.root, "sms/rcvdSms", f"{nid}:wgtun")
+        with open(path, "wb") as fh:      # bmx7 writes rcvdSms files in place
+            fh.write(data)
+
+    def close(self):
+        self.sock.close()
+
+
+def fresh_link(ifname: str) -> None:
+    sh(*in_ns(), "ip", "link", "del", ifname, check=False)
+    env = dict(os.environ, WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD="1")
+    if sh(*in_ns(), "ip", "link", "add", ifname, "type", "wireguard", check=False).returncode:
+        subprocess.run(in_ns() + ["wireguard-go", ifname], check=True, env=env, capture_output=True)
+    key = sh("wg", "genkey").stdout
+    with tempfile.NamedTemporaryFile("w", delete=False) as fh:
+        fh.write(key)
+    os.chmod(fh.name, 0o600)
+    sh(*in_ns(), "wg", "set", ifname, "private-key", fh.name, "listen-port", "0")
+    os.unlink(fh.name)
+    sh(*in_ns(), "ip", "link", "set", ifname, "up")
+
+
+def raw_floor(n: int, ifname: str) -> tuple[float, float]:
+    """Raw `wg syncconf` to the same N peers, and one raw `wg set` changing one peer."""
+    fresh_link(ifname)
+    lines = ["[Interface]"]
+    for i in range(1, n + 1):
+        nid = node_id(i)
+        lines += ["[Peer]", f"PublicKey = {fake_key(i)}",
+                  f"AllowedIPs = {address.auto_address(nid, 'fd77::/16')}/128",
+                  f"Endpoint = [{address.primary_ip(nid)}]:51820", "PersistentKeepalive = 25"]
+    with tempfile.NamedTemporaryFile("w", delete=False, suffix=".conf") as fh:
+        fh.write("\n".join(lines) + "\n")
+    t0 = time.perf_counter()
+    sh(*in_ns(), "wg", "syncconf", ifname, fh.name)
+    cold = time.perf_counter() - t0
+    os.unlink(fh.name)
+    nid = node_id(1)
+    t0 = time.perf_counter()
+    sh(*in_ns(), "wg", "set", ifname, "peer", fake_key(1), "endpoint", f"[{address.primary_ip(nid)}]:51821")
+    one = time.perf_counter() - t0
+    sh(*in_ns(), "ip", "link", "del", ifname, check=False)
+    return cold, one
+
+
+def core_bench(n: int, ifname: str, workdir: str) -> dict:
+    """Reconciler.step in this process against a real link: cold, no-op, one change."""
+    from bmx7wg import wg
+    from bmx7wg.bmx7 import Bmx7
+    from bmx7wg.reconcile import Reconciler
+
+    bdir = os.path.join(workdir, f"core{n}")
+    cfg = config.parse("bench", {"ifname": ifname, "bmx7_dir": bdir, "hold_down": "60"})
+    fake = FakeBmx7Dir(bdir, cfg.auto_prefix)
+    for i in range(1, n + 1):
+        fake.add_node(i)
+    fresh_link(ifname)
+    bmx = Bmx7(bdir)
+    own = NodeInfo(OWN_ID, "bench", address.primary_ip(OWN_ID))
+    backend = wg.Backend()
+    rec = Reconciler(cfg, backend)
+
+    def step():
+        t0 = time.perf_counter()
+        res = rec.step(time.time(), own, bmx.received("wgtun"), bmx.originators())
+        return time.perf_counter() - t0, res.writes
+
+    cold, cold_w = step()
+    noop, noop_w = step()
+    fake.write_sms(n // 2, port=51999)
+    one, one_w = step()
+    dump = backend.dump(ifname)
+    assert len(dump.peers) == n, f"expected {n} peers, wg has {len(dump.peers)}"
+    fake.close()
+    sh(*in_ns(), "ip", "link", "del", ifname, check=False)
+    return {"cold": cold, "cold_writes": cold_w, "noop": noop, "noop_writes": noop_w,
+            "one": one, "one_writes": one_w}
+
+
+def latency_bench(n: int, ifname: str, workdir: str, samples: int) -> dict:
+    """The real helper process: time from an rcvdSms file appearing to its peer being configured."""
+    bdir = os.path.join(workdir, f"lat{n}")
+    conf = os.path.join(workdir, f"conf{n}")
+    rund = os.path.join(workdir, f"run{n}")
+    os.makedirs(conf)
+    fake = FakeBmx7Dir(bdir, ipaddress.ip_network("fd77::/16"))
+    for i in range(1, n + 1):
+        fake.add_node(i)
+    with open(os.path.join(conf, "network"), "w") as fh:
+        fh.write(f"config interface 'bench'\n\toption proto 'bmx7wg'\n\toption ifname '{ifname}'\n"
+                 f"\toption bmx7_dir '{bdir}'\n\toption key_file '{workdir}/bench{n}.key'\n"
+                 f"\toption hold_down '600'\n")
+    env = dict(os.environ, PYTHONPATH=os.path.join(ROOT, "src"),
+               WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD="1", PATH=f"{workdir}/bin:" + os.environ["PATH"])
+    os.makedirs(f"{workdir}/bin", exist_ok=True)
+    with open(f"{workdir}/bin/bmx7", "w") as fh:      # registration answered like bmx7 -c does
+        fh.write("#!/bin/sh\nexit 0\n")
+    os.chmod(f"{workdir}/bin/bmx7", 0o755)
+    sh(*in_ns(), "ip", "link", "del", ifname, check=False)
+    proc = subprocess.Popen(in_ns() + [sys.executable, "-m", "bmx7wg", "--confdir", conf, "--rundir", rund,
+                                       "run", "bench"], env=env, stderr=subprocess.PIPE, text=True)
+    added: dict[str, float] = {}
+    ready = threading.Event()
+
+    def reader():
+        for line in proc.stderr:
+            now = time.perf_counter()
+            if " added" in line and "peer " in line:
+                added[line.split("peer ")[1].split()[0]] = now
+                if len(added) >= n:
+                    ready.set()
+
+    threading.Thread(target=reader, daemon=True).start()
+    if not ready.wait(300):
+        proc.kill()
+        raise RuntimeError(f"helper configured only {len(added)} of {n} peers")
+    lat = []
+    for k in range(samples):
+        i = n + 1 + k
+        sid = node_id(i)[:8]
+        fake.add_node(i)   # originator first, then the sms file: the order bmx7 produces
+        t0 = time.perf_counter()
+        deadline = t0 + 10
+        while sid not in added and time.perf_counter() < deadline:
+            time.sleep(0.0005)
+        if sid in added:
+            lat.append(added[sid] - t0)
+        time.sleep(0.05)
+    with open(f"/proc/{proc.pid}/status") as fh:
+        rss_kb = next(int(line.split()[1]) for line in fh if line.startswith("VmRSS"))
+    # `ip netns exec` execs the helper, so proc.pid is the helper itself.
+    proc.terminate()
+    proc.wait(30)
+    fake.close()
+    sh(*in_ns(), "ip", "link", "del", ifname, check=False)
+    lat.sort()
+    return {"p50": statistics.median(lat) if lat else float("nan"),
+            "p95": lat[max(0, int(len(lat) * 0.95) - 1)] if lat else float("nan"),
+            "samples": len(lat), "rss_mb": rss_kb / 1024}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", default="100,1000,5000")
+    ap.add_argument("--samples", type=int, default=40)
+    args = ap.parse_args()
+    if os.geteuid() != 0:
+        print("bench: needs root (network namespace + WireGuard)", file=sys.stderr)
+        return 2
+    sh("ip", "netns", "del", NS, check=False)
+    sh("ip", "netns", "add", NS)
+    workdir = tempfile.mkdtemp(prefix="bmx7wg-bench-")
+    rows = []
+    try:
+        for n in (int(s) for s in args.sizes.split(",")):
+            raw_cold, raw_one = raw_floor(n, "wgbraw0")
+            core = core_bench(n, "wgbcore0", workdir)
+            lat = latency_bench(n, "wgblat0", workdir, args.samples)
+            rows.append((n, raw_cold, raw_one, core, lat))
+            print(f"N={n:5d}  cold {core['cold']*1000:8.1f} ms ({core['cold_writes']} write)  "
+                  f"raw syncconf {raw_cold*1000:8.1f} ms  ratio {core['cold']/raw_cold:5.2f}", flush=True)
+            print(f"         no-op {core['noop']*1000:7.1f} ms ({core['noop_writes']} writes)", flush=True)
+            print(f"         one change {core['one']*1000:6.1f} ms ({core['one_writes']} write)  "
+                  f"raw wg set {raw_one*1000:6.1f} ms  ratio {core['one']/raw_one:5.2f}", flush=True)
+            print(f"         event->peer p50 {lat['p50']*1000:6.1f} ms  p95 {lat['p95']*1000:6.1f} ms "
+                  f"(n={lat['samples']})  helper RSS {lat['rss_mb']:.1f} MB", flush=True)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+        sh("ip", "netns", "del", NS, check=False)
+    print("\ntargets: no-op 0 writes; one change 1 write; cold and one-change ratio <= 2; "
+          "event->peer p95 <= 50 ms; RSS <= 20 MB")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
