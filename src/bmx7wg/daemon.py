@@ -75,6 +75,7 @@ class Helper:
         self.rec = Reconciler(self.cfg, self.backend, self._local_networks())
         device = self.rec.refresh_device()
         self.keypair = keys.load_or_create(self.cfg, self.rundir, device.public_key if device else None)
+        self.rec.own_public_key = self.keypair.public_key
         self.port = self._configure_port(device)
         self._restore_owned()
         log.info("%s: link %s (%s), public key %s, port %d", self.iface, self.cfg.ifname,
@@ -142,6 +143,7 @@ class Helper:
             self.own = self.bmx.own()
             if self.own is None:
                 return
+            self.rec.local_addresses = tuple(self.own_addresses())
             self.sync_link_addresses()
             self.publish()
             return
@@ -219,6 +221,7 @@ class Helper:
         self.rec.cfg = new
         self.rec.table.hold_down = new.hold_down
         self.rec.local_networks = self._local_networks()
+        self.rec.local_addresses = tuple(self.own_addresses())
         if new.listen_port != old.listen_port or new.port_range != old.port_range or new.fwmark != old.fwmark:
             self.port = self._configure_port(self.rec.device)
         self.sync_link_addresses()
@@ -227,6 +230,7 @@ class Helper:
 
     def rotate_key(self) -> None:
         self.keypair = keys.rotate(self.cfg, self.rundir)
+        self.rec.own_public_key = self.keypair.public_key
         self.backend.configure_device(self.cfg.ifname, self.keypair.private_path, self.port, self.cfg.fwmark)
         self.rec.refresh_device()
         if self.own:

@@ -31,6 +31,8 @@ class Reconciler:
     def __init__(self, cfg: IfaceConfig, backend, local_networks: tuple = ()):
         self.cfg = cfg
         self.backend = backend
+        self.own_public_key: str | None = None
+        self.local_addresses: tuple = ()      # own tunnel addresses + primaryIp: never routed into the tunnel
         self.table = PeerTable(cfg.hold_down)
         self.device: DeviceState | None = None
         self.owned: set[str] = set()
@@ -47,7 +49,8 @@ class Reconciler:
         return policy.PolicyContext(
             own_node_id=own.node_id, auto_prefix=self.cfg.auto_prefix, rules=self.cfg.rules,
             allow_nodes=self.cfg.allow_nodes, local_networks=self.local_networks,
-            originators=originators, previous=self.selection, now=now)
+            local_addresses=self.local_addresses + (own.primary_ip,), originators=originators,
+            previous=self.selection, now=now, own_public_key=self.own_public_key)
 
     def step(self, now: float, own: NodeInfo, received: dict[str, bytes],
              originators: dict[str, Originator]) -> StepResult:

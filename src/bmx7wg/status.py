@@ -74,5 +74,6 @@ def build(helper) -> dict:
         "bmx7": {"dir": cfg.bmx7_dir, "running": helper.bmx7_running, "sms_name": cfg.sms_name,
                  "published": helper.published is not None and not helper.stopping},
         "owned": sorted(rec.owned),
+        "wg_writes": helper.backend.writes,
         "peers": peers,
     }
