@@ -1,0 +1,410 @@
+"""wg.py against real WireGuard (wireguard-go here) in network namespaces wgb-*."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import resource
+import secrets
+import socket
+import time
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from bmx7wg import routes
+from bmx7wg.model import PeerSpec
+from bmx7wg.wg import (STALE_HANDSHAKE, Backend, WgError, canonical_endpoint,
+                       parse_dump, plan, same_endpoint)
+from wgb_netns import Netns, inside, make_key, pids_in, sh
+
+SOCK = "/var/run/wireguard/{}.sock"
+
+
+def synthetic_key() -> str:
+    return base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+def spec(key, ips=(), endpoint=None, keepalive=0) -> PeerSpec:
+    return PeerSpec(key, endpoint, frozenset(ips), keepalive)
+
+
+@pytest.fixture
+def ns_a():
+    ns = Netns("wgb-a")
+    yield ns
+    ns.close()
+
+
+@pytest.fixture
+def ns_b():
+    ns = Netns("wgb-b")
+    yield ns
+    ns.close()
+
+
+@pytest.fixture
+def dev(ns_a):
+    """A WireGuard link wgb0 in wgb-a; yields (backend, ifname), test code runs inside."""
+    backend = Backend()
+    with inside(ns_a.name):
+        backend.ensure_link("wgb0", 1420)
+        yield backend, "wgb0"
+
+
+def link_json(ns: Netns, ifname: str) -> dict:
+    return json.loads(ns.ip("-d", "-j", "link", "show", "dev", ifname).stdout)[0]
+
+
+def wait_gone(path: str, timeout: float = 2.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while os.path.exists(path) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return not os.path.exists(path)
+
+
+# ---------------------------------------------------------------- links
+
+def kernel_has_wireguard(ns: Netns) -> bool:
+    probe = ns.ip("link", "add", "wgbprobe", "type", "wireguard", check=False)
+    ns.ip("link", "del", "wgbprobe", check=False)
+    return probe.returncode == 0
+
+
+def test_ensure_link_falls_back_to_wireguard_go_and_reuses(ns_a):
+    expected = "kernel" if kernel_has_wireguard(ns_a) else "userspace"
+    backend = Backend()
+    with inside(ns_a.name):
+        assert backend.ensure_link("wgb0", 1380) == expected
+        assert backend.link_exists("wgb0")
+        first_pids = pids_in(ns_a.name)
+        # a second backend (helper restart) reuses the link and the process
+        assert Backend().ensure_link("wgb0", 1380) == expected
+        assert pids_in(ns_a.name) == first_pids
+    info = link_json(ns_a, "wgb0")
+    assert info["mtu"] == 1380 and "UP" in info["flags"]
+    if expected == "userspace":
+        assert len(first_pids) == 1 and os.path.exists(SOCK.format("wgb0"))
+    with inside(ns_a.name):
+        backend.delete_link("wgb0")
+        assert not backend.link_exists("wgb0")
+    assert pids_in(ns_a.name) == []
+    assert not os.path.exists(SOCK.format("wgb0"))
+
+
+def test_kernel_backend_reported_when_ip_link_add_succeeds(ns_a, tmp_path):
+    """`ip link add type wireguard` succeeding (here: an ip whose `link add` brings up
+    a real wireguard-go, standing in for the module) selects the kernel ops."""
+    fake_ip = tmp_path / "ip"
+    fake_ip.write_text(
+        '#!/bin/sh\n'
+        'if [ "$1 $2" = "link add" ] && [ "$5 $6" = "type wireguard" ]; then\n'
+        '  exec wireguard-go "$4" 2>/dev/null\nfi\nexec ip "$@"\n')
+    fake_ip.chmod(0o755)
+    backend = Backend(ip=str(fake_ip))
+    with inside(ns_a.name):
+        assert backend.ensure_link("wgb1", 1400) == "kernel"
+        assert backend.dump("wgb1") is not None       # it is a working WireGuard link
+        assert Backend().ensure_link("wgb1", 1400) == "userspace"   # truthfully detected
+        backend.delete_link("wgb1")
+        assert not backend.link_exists("wgb1")
+    assert wait_gone(SOCK.format("wgb1"))
+
+
+def test_ensure_link_refuses_a_link_that_is_not_wireguard(ns_a):
+    ns_a.ip("link", "add", "wgb5", "type", "veth", "peer", "name", "wgb6")
+    with inside(ns_a.name), pytest.raises(WgError) as err:
+        Backend().ensure_link("wgb5", 1420)
+    assert "wgb5" in str(err.value) and "\n" not in str(err.value)
+    assert ns_a.ip("link", "show", "wgb5").returncode == 0    # left alone
+
+
+def test_stale_socket_is_replaced_and_removed(ns_a):
+    path = SOCK.format("wgb3")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with socket.socket(socket.AF_UNIX) as s:
+        s.bind(path)                     # closed without listen: a dead socket file
+    backend = Backend()
+    with inside(ns_a.name):
+        backend.ensure_link("wgb3", 1420)
+        assert backend.dump("wgb3") is not None
+        backend.delete_link("wgb3")
+    assert not os.path.exists(path)
+    with socket.socket(socket.AF_UNIX) as s:
+        s.bind(path)
+    with inside(ns_a.name):
+        Backend().delete_link("wgb3")   # no link at all: still clears the leftover
+    assert not os.path.exists(path)
+
+
+def test_same_name_in_another_namespace_is_refused(ns_a, ns_b):
+    with inside(ns_b.name):
+        Backend().ensure_link("wgb4", 1420)
+    other = pids_in(ns_b.name)
+    with inside(ns_a.name), pytest.raises(WgError, match="wgb4.*outside this network namespace"):
+        Backend().ensure_link("wgb4", 1420)
+    assert pids_in(ns_b.name) == other and os.path.exists(SOCK.format("wgb4"))
+
+
+def test_under_ip_netns_exec(ns_a):
+    """The lab runs the helper with `ip netns exec`; the same calls work there."""
+    code = ("from bmx7wg.wg import Backend; b = Backend(); k = b.ensure_link('wgb7', 1300);"
+            "d = b.dump('wgb7'); print(k, d.listen_port > 0); b.delete_link('wgb7');"
+            "print(b.link_exists('wgb7'))")
+    env = dict(os.environ, PYTHONPATH=os.path.join(os.path.dirname(__file__), "..", "src"))
+    out = sh("ip", "netns", "exec", ns_a.name, "python3", "-c", code, env=env).stdout.split()
+    assert out[1:] == ["True", "False"] and out[0] in ("kernel", "userspace")
+    assert pids_in(ns_a.name) == [] and not os.path.exists(SOCK.format("wgb7"))
+
+
+# ---------------------------------------------------------------- dump and device
+
+def test_parse_dump_fields_and_dropped_secrets():
+    priv, psk, k1, k2 = (synthetic_key() for _ in range(4))
+    text = (f"{priv}\t(none)\t51820\t0x1f\n"
+            f"{k1}\t{psk}\t[fd00::1]:51820\t10.0.0.0/24,fd77::1/128\t1732550000\t10\t20\t25\n"
+            f"{k2}\t(none)\t(none)\t(none)\t0\t0\t0\toff\n")
+    state = parse_dump(text)
+    assert state.public_key is None and state.listen_port == 51820 and state.fwmark == 0x1f
+    p1, p2 = state.peers[k1], state.peers[k2]
+    assert (p1.endpoint, p1.allowed_ips, p1.latest_handshake, p1.rx, p1.tx, p1.keepalive) == \
+        ("[fd00::1]:51820", frozenset({"10.0.0.0/24", "fd77::1/128"}), 1732550000, 10, 20, 25)
+    assert (p2.endpoint, p2.allowed_ips, p2.latest_handshake, p2.keepalive) == \
+        (None, frozenset(), None, 0)
+    assert priv not in repr(state) and psk not in repr(state)
+
+
+def test_configure_device_writes_only_differences(dev, tmp_path):
+    backend, ifname = dev
+    key_path, public = make_key(tmp_path)
+    assert backend.configure_device(ifname, key_path, 51555) == 1
+    state = backend.dump(ifname)
+    assert (state.public_key, state.listen_port, state.fwmark) == (public, 51555, 0)
+    assert backend.configure_device(ifname, key_path, 51555) == 0
+    assert backend.configure_device(ifname, key_path, 51556, fwmark=7, public_key=public) == 1
+    state = backend.dump(ifname)
+    assert (state.listen_port, state.fwmark) == (51556, 7)
+    assert backend.writes == 2
+    with open(key_path) as f:
+        assert f.read().strip() not in repr(state)
+    with pytest.raises(WgError, match="missing"):
+        backend.configure_device(ifname, str(tmp_path / "missing"), 51556)
+
+
+def test_dump_of_missing_device_is_none(dev):
+    backend, _ = dev
+    assert backend.dump("wgbnone") is None
+
+
+# ---------------------------------------------------------------- plan / apply
+
+def test_unchanged_means_zero_writes(dev):
+    backend, ifname = dev
+    desired = {k: spec(k, [f"fd77:b::{i}/128", f"10.7.{i}.0/24"], f"[fd00:bb::{i}]:5182{i}", 25)
+               for i, k in enumerate((synthetic_key() for _ in range(3)), 1)}
+    assert backend.apply(ifname, plan(backend.dump(ifname), desired, set())) == 1
+    for _ in range(2):
+        args = plan(backend.dump(ifname), desired, set(desired))
+        assert args == [] and backend.apply(ifname, args) == 0
+    assert backend.writes == 1
+
+
+def test_one_change_is_one_write_touching_one_peer(dev):
+    backend, ifname = dev
+    keys = [synthetic_key() for _ in range(3)]
+    desired = {k: spec(k, [f"10.8.{i}.0/24"], f"10.99.0.{i}:51820") for i, k in enumerate(keys)}
+    backend.apply(ifname, plan(backend.dump(ifname), desired, set()))
+    desired[keys[1]] = spec(keys[1], ["10.8.1.0/24"], "10.99.0.1:51820", keepalive=15)
+    args = plan(backend.dump(ifname), desired, set(keys))
+    assert args == ["peer", keys[1], "persistent-keepalive", "15"]
+    before = backend.writes
+    assert backend.apply(ifname, args) == 1 and backend.writes == before + 1
+    assert backend.dump(ifname).peers[keys[1]].keepalive == 15
+
+
+def test_only_owned_peers_are_removed(dev, ns_a):
+    backend, ifname = dev
+    ours, foreign = synthetic_key(), synthetic_key()
+    backend.apply(ifname, plan(None, {ours: spec(ours, ["10.9.0.0/24"])}, set()))
+    sh("wg", "set", ifname, "peer", foreign, "allowed-ips", "10.9.1.0/24")   # an admin's peer
+    args = plan(backend.dump(ifname), {}, {ours})
+    assert args == ["peer", ours, "remove"]
+    backend.apply(ifname, args)
+    assert set(backend.dump(ifname).peers) == {foreign}
+    assert plan(backend.dump(ifname), {}, {ours}) == []
+
+
+def test_allowed_ips_are_replaced_as_a_whole(dev):
+    """Measured semantics: `allowed-ips` on `wg set` replaces the peer's set."""
+    backend, ifname = dev
+    a, b = synthetic_key(), synthetic_key()
+    desired = {a: spec(a, ["10.1.0.0/24", "fd77:1::/64"]), b: spec(b, ["10.2.0.0/24"])}
+    backend.apply(ifname, plan(None, desired, set()))
+    desired[a] = spec(a, ["fd77:1::/64", "10.3.0.5/24"])        # host bits: canonicalised
+    args = plan(backend.dump(ifname), desired, {a, b})
+    assert args == ["peer", a, "allowed-ips", "10.3.0.0/24,fd77:1::/64"]
+    backend.apply(ifname, args)
+    assert backend.dump(ifname).peers[a].allowed_ips == {"10.3.0.0/24", "fd77:1::/64"}
+    # moving a network from b to a: b's new set without it, a's with it, one write
+    desired = {a: spec(a, ["10.2.0.0/24"]), b: spec(b, [])}
+    backend.apply(ifname, plan(backend.dump(ifname), desired, {a, b}))
+    peers = backend.dump(ifname).peers
+    assert peers[a].allowed_ips == {"10.2.0.0/24"} and peers[b].allowed_ips == frozenset()
+    assert plan(backend.dump(ifname), desired, {a, b}) == []
+
+
+def test_endpoint_notation_does_not_cause_writes(dev):
+    backend, ifname = dev
+    k = synthetic_key()
+    backend.apply(ifname, plan(None, {k: spec(k, endpoint="[FD00:0:0::0001]:51820")}, set()))
+    assert backend.dump(ifname).peers[k].endpoint == "[fd00::1]:51820"
+    assert plan(backend.dump(ifname), {k: spec(k, endpoint="[fd00::1]:51820")}, {k}) == []
+    assert canonical_endpoint("[::ffff:10.0.0.1]:7") == "10.0.0.1:7"
+    assert same_endpoint("[fe80::1%eth0]:5", "[fe80::1]:5")
+    assert not same_endpoint("[fe80::1%eth0]:5", "[fe80::1%eth1]:5")
+    # a changed endpoint with no live session is written
+    assert plan(backend.dump(ifname), {k: spec(k, endpoint="[fd00::2]:51820")}, {k}) == \
+        ["peer", k, "endpoint", "[fd00::2]:51820"]
+
+
+def test_bad_allowed_ip_is_a_one_line_error():
+    k = synthetic_key()
+    with pytest.raises(WgError, match=rf"peer {k[:8]}: bad allowed IP"):
+        plan(None, {k: spec(k, ["10.0.0.0/33"])}, set())
+
+
+POOL = [synthetic_key() for _ in range(6)]
+
+
+def peer_at(i: int):
+    return st.builds(
+        lambda nets, ep, ka: spec(POOL[i], [f"10.{i}.{n}.0/24" for n in nets],
+                                  f"[fd00:bb::{ep}]:51820" if ep else None, ka),
+        st.sets(st.integers(0, 3), max_size=3), st.integers(0, 2), st.sampled_from([0, 25]))
+
+
+# peers drawn from a pool of six keys; each key owns its own networks, so no overlaps
+peers_strategy = st.sets(st.integers(0, 5)).flatmap(
+    lambda idx: st.tuples(*[peer_at(i) for i in sorted(idx)]))
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(initial=peers_strategy, desired=peers_strategy, owned=st.sets(st.sampled_from(POOL)))
+def test_plan_apply_converges_and_respects_ownership(dev, initial, desired, owned):
+    backend, ifname = dev
+    leftover = backend.dump(ifname).peers
+    if leftover:
+        sh("wg", "set", ifname, *[a for k in leftover for a in ("peer", k, "remove")])
+    backend.apply(ifname, plan(None, {p.public_key: p for p in initial}, set()))
+    want = {p.public_key: p for p in desired}
+    before = backend.dump(ifname)
+    args = plan(before, want, owned)
+    writes = backend.writes
+    assert backend.apply(ifname, args) == (1 if args else 0) == backend.writes - writes
+    after = backend.dump(ifname)
+    for key, p in want.items():
+        got = after.peers[key]
+        assert got.allowed_ips == p.allowed_ips and got.keepalive == p.keepalive
+        assert got.endpoint == (p.endpoint or (before.peers[key].endpoint if key in before.peers else None))
+    kept = {k for k in before.peers if k not in want and k not in owned}
+    assert set(after.peers) == set(want) | kept
+    assert plan(after, want, owned) == []
+
+
+# ---------------------------------------------------------------- two nodes, real traffic
+
+def node(ns: Netns, backend: Backend, ifname: str, port: int, tmp_path) -> str:
+    key_path, public = make_key(tmp_path)
+    with inside(ns.name):
+        backend.ensure_link(ifname, 1420)
+        backend.configure_device(ifname, key_path, port, public_key=public)
+    return public
+
+
+def test_handshake_ping_and_roaming(ns_a, ns_b, tmp_path):
+    ns_a.ip("link", "add", "wgbva", "type", "veth", "peer", "name", "wgbvb", "netns", ns_b.name)
+    for ns, dev, addr in ((ns_a, "wgbva", "fd00:bb::1/64"), (ns_b, "wgbvb", "fd00:bb::2/64")):
+        ns.ip("addr", "add", addr, "dev", dev, "nodad")
+        ns.ip("link", "set", dev, "up")
+    ba, bb = Backend(), Backend()
+    pub_a = node(ns_a, ba, "wgb0", 51001, tmp_path)
+    pub_b = node(ns_b, bb, "wgb1", 51002, tmp_path)
+    want_a = {pub_b: spec(pub_b, ["fd77:b::2/128"], "[fd00:bb::2]:51002")}
+    want_b = {pub_a: spec(pub_a, ["fd77:b::1/128"], "[fd00:bb::1]:51001")}
+    for ns, b, ifname, want, me, other in ((ns_a, ba, "wgb0", want_a, "fd77:b::1", "fd77:b::2"),
+                                          (ns_b, bb, "wgb1", want_b, "fd77:b::2", "fd77:b::1")):
+        with inside(ns.name):
+            assert b.apply(ifname, plan(b.dump(ifname), want, set())) == 1
+            routes.sync_addresses(ifname, {f"{me}/128"})
+            routes.sync_routes(ifname, {f"{other}/128"})
+    ping = sh("ip", "netns", "exec", ns_a.name, "ping", "-6", "-c", "3", "-i", "0.2", "-w", "10",
+              "fd77:b::2", check=False)
+    assert ping.returncode == 0, ping.stdout + ping.stderr
+    with inside(ns_a.name):
+        seen = ba.dump("wgb0").peers[pub_b]
+        assert seen.latest_handshake and seen.rx > 0 and seen.tx > 0
+        assert seen.endpoint == "[fd00:bb::2]:51002"
+        assert plan(ba.dump("wgb0"), want_a, {pub_b}) == []
+        # a stale advert names a wrong endpoint while the session is live: not fought
+        moved = {pub_b: spec(pub_b, ["fd77:b::2/128"], "[fd00:bb::99]:51002")}
+        assert plan(ba.dump("wgb0"), moved, {pub_b}) == []
+        later = seen.latest_handshake + STALE_HANDSHAKE + 1
+        assert plan(ba.dump("wgb0"), moved, {pub_b}, now=later) == \
+            ["peer", pub_b, "endpoint", "[fd00:bb::99]:51002"]
+        ba.apply("wgb0", plan(ba.dump("wgb0"), moved, {pub_b}, now=later))
+        assert ba.dump("wgb0").peers[pub_b].endpoint == "[fd00:bb::99]:51002"
+    # B talks to A; A learns B's real address again (roaming)
+    sh("ip", "netns", "exec", ns_b.name, "ping", "-6", "-c", "2", "-i", "0.2", "-w", "10", "fd77:b::1")
+    with inside(ns_a.name):
+        assert ba.dump("wgb0").peers[pub_b].endpoint == "[fd00:bb::2]:51002"
+        assert plan(ba.dump("wgb0"), moved, {pub_b}) == []    # live session keeps it
+
+
+# ---------------------------------------------------------------- scale
+
+def synthetic_peers(n: int) -> dict[str, PeerSpec]:
+    return {k: spec(k, [f"fd77:{i >> 16:x}:{i & 0xffff:x}::1/128", f"10.{i >> 8 & 255}.{i & 255}.0/24"],
+                    f"[fd70::{i + 1:x}]:51820", 25)
+            for i, k in enumerate(synthetic_key() for _ in range(n))}
+
+
+def test_1000_peers_in_one_write(dev, capsys):
+    backend, ifname = dev
+    desired = synthetic_peers(1000)
+    t0 = time.perf_counter()
+    args = plan(backend.dump(ifname), desired, set())
+    t1 = time.perf_counter()
+    assert backend.apply(ifname, args) == 1
+    t2 = time.perf_counter()
+    state = backend.dump(ifname)
+    t3 = time.perf_counter()
+    assert len(state.peers) == 1000 and plan(state, desired, set(desired)) == []
+    t4 = time.perf_counter()
+    victim = sorted(desired)[500]
+    desired[victim] = spec(victim, ["10.250.0.0/24"], desired[victim].endpoint, 25)
+    args = plan(backend.dump(ifname), desired, set(desired))
+    assert args == ["peer", victim, "allowed-ips", "10.250.0.0/24"]
+    t5 = time.perf_counter()
+    assert backend.apply(ifname, args) == 1
+    t6 = time.perf_counter()
+    with capsys.disabled():
+        print(f"\n[wg 1000 peers] plan {t1 - t0:.3f}s, cold apply {t2 - t1:.3f}s, dump {t3 - t2:.3f}s,"
+              f" warm dump+plan {t5 - t4:.3f}s, single-peer apply {t6 - t5:.3f}s")
+
+
+def test_batch_beyond_arg_max_is_split(dev):
+    """With a 1 MiB stack limit ARG_MAX is 256 KiB: 2,000 peers (~400 KB) need two writes."""
+    backend, ifname = dev
+    desired = synthetic_peers(2000)
+    args = plan(None, desired, set())
+    soft, hard = resource.getrlimit(resource.RLIMIT_STACK)
+    resource.setrlimit(resource.RLIMIT_STACK, (1 << 20, hard))
+    try:
+        writes = backend.apply(ifname, args)
+    finally:
+        resource.setrlimit(resource.RLIMIT_STACK, (soft, hard))
+    assert writes >= 2 and backend.writes == writes
+    state = backend.dump(ifname)
+    assert len(state.peers) == 2000 and plan(state, desired, set(desired)) == []
