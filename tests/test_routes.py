@@ -93,6 +93,11 @@ def test_routes_metric_table_and_owned(link):
         assert sync_routes(IF, {"fd63::/64"}, table=100, metric=60, owned={"fd63::/64"}) == Changes(0, 0)
         assert ("10.62.0.0/24", str(RT_PROTO), 60) in routes_of(link, "-4", "100")
         assert sync_routes(IF, {"10.62.0.0/24"}, table=100, metric=60, owned={"fd63::/64"}) == Changes(0, 1)
+        # several metrics in one table: one call with a dict, stable on repeat
+        mixed = {"10.62.0.0/24": 60, "10.63.0.0/24": 70, "fd64::/64": None}
+        assert sync_routes(IF, mixed, table=100) == Changes(2, 0)
+        assert sync_routes(IF, mixed, table=100) == Changes(0, 0)
+        assert routes_of(link, "-6", "100") == {("fd64::/64", str(RT_PROTO), 1024)}
 
 
 def test_bad_input_is_one_line(link):

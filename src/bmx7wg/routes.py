@@ -102,19 +102,32 @@ def _current_routes(ip: str, ifname: str, table: str) -> tuple[set, set]:
     return ours, foreign
 
 
-def sync_routes(ifname: str, want: Iterable[str], table: int | str | None = None,
-                metric: int | None = None, owned: Iterable[str] | None = None,
-                ip: str = "ip") -> Changes:
-    """Make our routes (proto RT_PROTO) on the link exactly `want` in `table`.
+def _wanted(want: Iterable[str] | dict[str, int | None], metric: int | None,
+            ifname: str) -> set[tuple[str, int]]:
+    per_net = want if isinstance(want, dict) else dict.fromkeys(want, metric)
+    wanted = set()
+    for net, m in per_net.items():
+        try:
+            n = ipaddress.ip_network(net)
+        except ValueError as e:
+            raise RouteError(f"{ifname}: {e}") from None
+        wanted.add((str(n), m if m is not None else _DEFAULT_METRIC[n.version]))
+    return wanted
 
-    Only routes tagged with RT_PROTO are deleted, and when `owned` is given only
-    those whose destination is in it. A wanted destination already routed over the
-    link by someone else with the same metric is left to them.
+
+def sync_routes(ifname: str, want: Iterable[str] | dict[str, int | None],
+                table: int | str | None = None, metric: int | None = None,
+                owned: Iterable[str] | None = None, ip: str = "ip") -> Changes:
+    """Make our routes (proto RT_PROTO) on the link in `table` exactly `want`.
+
+    `want` is a set of networks, all with `metric`, or a dict network -> metric
+    (None: the kernel default) when one table holds several metrics: each call
+    owns the whole table. Only routes tagged with RT_PROTO are deleted, and when
+    `owned` is given only those whose destination is in it. A wanted destination
+    already routed over the link by someone else with the same metric is left to them.
     """
     table = str(table) if table is not None else "main"
-    nets = _canonical(want, ipaddress.ip_network, ifname)
-    wanted = {(n, metric if metric is not None
-               else _DEFAULT_METRIC[ipaddress.ip_network(n).version]) for n in nets}
+    wanted = _wanted(want, metric, ifname)
     ours, foreign = _current_routes(ip, ifname, table)
     if owned is not None:
         owned = _canonical(owned, ipaddress.ip_network, ifname)
