@@ -56,6 +56,7 @@ class Helper:
         self.last_stats = 0.0
         self.state_dirty = True
         self.ubus = None
+        self.route_tables: set = set()
 
     # ---- setup -------------------------------------------------------------------------
     def load_config(self):
@@ -168,11 +169,14 @@ class Helper:
             self.push_netifd()
             return
         from . import routes
-        by_table: dict = {}
+        # One call per table (each call owns the whole table); tables used before but empty
+        # now are synced to nothing so stale routes go.
+        by_table: dict = {table: {} for table in self.route_tables}
         for net, table, metric in self.rec.routes:
-            by_table.setdefault((table, metric), set()).add(net)
-        for (table, metric), nets in by_table.items():
-            routes.sync_routes(self.cfg.ifname, nets, table=table, metric=metric)
+            by_table.setdefault(table, {})[net] = metric
+        for table, nets in by_table.items():
+            routes.sync_routes(self.cfg.ifname, nets, table=table)
+        self.route_tables = set(by_table)
 
     def push_netifd(self) -> None:
         from . import netifd
