@@ -283,14 +283,17 @@ def _stat_key(entry: os.DirEntry) -> tuple | None:
     return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
+SETTLE = 0.1   # s; several times the kernel's coarse timestamp tick (4-10 ms)
+
+
 def _settled(key: tuple, now: float) -> bool:
-    """A file last changed over 2 s ago with the same stat is the same file.
+    """A file last changed over SETTLE ago with the same stat is the same file.
 
     bmx7 rewrites rcvdSms and json files in place or delete+create; timestamps are only
     jiffy-precise, so a same-size rewrite inside one tick can keep the stat: recent files
     are always read again. Content, not mtime, is what counts (facts: compare content).
     """
-    return now - key[2] / 1e9 > 2.0
+    return now - key[2] / 1e9 > SETTLE
 
 
 def _require_sms_name(name: object) -> None:

@@ -226,6 +226,7 @@ class Helper:
         self.rec.table.hold_down = new.hold_down
         self.rec.local_networks = self._local_networks()
         self.rec.local_addresses = tuple(self.own_addresses())
+        self.rec.force = True
         if new.listen_port != old.listen_port or new.port_range != old.port_range or new.fwmark != old.fwmark:
             self.port = self._configure_port(self.rec.device)
         self.sync_link_addresses()
@@ -235,6 +236,7 @@ class Helper:
     def rotate_key(self) -> None:
         self.keypair = keys.rotate(self.cfg, self.rundir)
         self.rec.own_public_key = self.keypair.public_key
+        self.rec.force = True
         self.backend.configure_device(self.cfg.ifname, self.keypair.private_path, self.port, self.cfg.fwmark)
         self.rec.refresh_device()
         if self.own:

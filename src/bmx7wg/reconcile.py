@@ -40,9 +40,14 @@ class Reconciler:
         self.local_networks = local_networks
         self.node_of_key: dict[str, str] = {}
         self.routes: frozenset = frozenset()
+        self.inputs_seen: tuple | None = None  # what the last selection was computed from
+        self.force = True                      # config/key changed: recompute even if inputs did not
+        self.replan = True                     # device re-read: diff it against `desired` again
+        self.desired: dict[str, PeerSpec] = {}
 
     def refresh_device(self) -> DeviceState | None:
         self.device = self.backend.dump(self.cfg.ifname)
+        self.replan = True      # the kernel's view may differ from our cache: compare again
         return self.device
 
     def context(self, own: NodeInfo, originators: dict[str, Originator], now: float):
@@ -55,23 +60,31 @@ class Reconciler:
     def step(self, now: float, own: NodeInfo, received: dict[str, bytes],
              originators: dict[str, Originator]) -> StepResult:
         result = StepResult()
-        self.table.update(now, received, originators, own.node_id)
-        sel = policy.select(self.context(own, originators, now), self.table.adverts())
-        for conflict in getattr(sel, "new_conflicts", ()):
-            log.warning("conflict: %s", conflict)
-        self.selection = sel
-        desired = self.desired_peers(sel)
+        changed = self.table.update(now, received, originators, own.node_id)
+        inputs = (own, {nid: _standing(o) for nid, o in originators.items()})
+        if changed or self.force or inputs != self.inputs_seen:
+            self.inputs_seen, self.force = inputs, False
+            sel = policy.select(self.context(own, originators, now), self.table.adverts())
+            for conflict in sel.new_conflicts:
+                log.warning("conflict: %s", conflict)
+            self.selection = sel
+            self.desired = self.desired_peers(sel)
+            self.replan = True
+            routes = self.desired_routes(sel)
+            if routes != self.routes:
+                self.routes = routes
+                result.routes_changed = True
+        if not self.replan:
+            return result          # nothing the policy or the device shows moved: no work, no writes
+        self.replan = False
         if self.device is None:
             self.refresh_device()
-        args = wg.plan(self.device, desired, self.owned)
+            self.replan = False
+        args = wg.plan(self.device, self.desired, self.owned)
         if args:
             result.writes = self.backend.apply(self.cfg.ifname, args)
-            self._update_cache(desired, result)
-        self.owned |= set(desired)
-        routes = self.desired_routes(sel)
-        if routes != self.routes:
-            self.routes = routes
-            result.routes_changed = True
+            self._update_cache(self.desired, result)
+        self.owned |= set(self.desired)
         return result
 
     def desired_peers(self, sel) -> dict[str, PeerSpec]:
@@ -114,3 +127,9 @@ class Reconciler:
                 public_key=key, endpoint=spec.endpoint, allowed_ips=spec.allowed_ips,
                 latest_handshake=old.latest_handshake if old else None,
                 rx=old.rx if old else 0, tx=old.tx if old else 0, keepalive=spec.keepalive)
+
+
+def _standing(orig: Originator) -> tuple:
+    """The parts of an originator the policy uses; lastRef ticks every second and is left out
+    except through reachability."""
+    return (orig.name, orig.primary_ip, orig.metric, orig.hops, orig.reachable)
