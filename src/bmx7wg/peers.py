@@ -22,6 +22,7 @@ class Advertiser:
     error: str | None = None              # why the latest raw bytes were rejected
     last_seen: float = 0.0                # last time file present and node reachable
     first_seen: float = 0.0
+    present: bool = False                 # in the latest update
 
 
 @dataclass
@@ -33,6 +34,8 @@ class PeerTable:
                originators: dict[str, Originator], own_id: str | None) -> bool:
         """Feed the current rcvdSms view; return True if any decoded advert changed."""
         changed = False
+        for entry in self.nodes.values():
+            entry.present = False
         for node_id, raw in received.items():
             if node_id == own_id:
                 continue
@@ -50,7 +53,7 @@ class PeerTable:
             orig = originators.get(node_id)
             # Unknown to json/originators yet (files race): trust the file for now.
             if orig is None or orig.reachable:
-                entry.last_seen = now
+                entry.last_seen, entry.present = now, True
         for node_id in list(self.nodes):
             if now - self.nodes[node_id].last_seen > self.hold_down:
                 del self.nodes[node_id]
@@ -60,7 +63,7 @@ class PeerTable:
     def absent_since(self, now: float, node_id: str) -> float | None:
         """Seconds a node has been missing, None if it is present right now."""
         entry = self.nodes.get(node_id)
-        if entry is None or entry.last_seen >= now:
+        if entry is None or entry.present:
             return None
         return now - entry.last_seen
 

@@ -44,6 +44,7 @@ class Reconciler:
         self.force = True                      # config/key changed: recompute even if inputs did not
         self.replan = True                     # device re-read: diff it against `desired` again
         self.desired: dict[str, PeerSpec] = {}
+        self.known_originators: dict[str, Originator] = {}
 
     def refresh_device(self) -> DeviceState | None:
         self.device = self.backend.dump(self.cfg.ifname)
@@ -61,6 +62,7 @@ class Reconciler:
              originators: dict[str, Originator]) -> StepResult:
         result = StepResult()
         changed = self.table.update(now, received, originators, own.node_id)
+        originators = self._remember(originators)
         inputs = (own, {nid: _standing(o) for nid, o in originators.items()})
         if changed or self.force or inputs != self.inputs_seen:
             self.inputs_seen, self.force = inputs, False
@@ -86,6 +88,14 @@ class Reconciler:
             self._update_cache(self.desired, result)
         self.owned |= set(self.desired)
         return result
+
+    def _remember(self, originators: dict[str, Originator]) -> dict[str, Originator]:
+        """A node's json/originators file can vanish too (bmx7 restarting, a torn rewrite):
+        like a missing sms file, that is no reason to drop the peer inside its hold-down."""
+        merged = {nid: o for nid, o in self.known_originators.items() if nid in self.table.nodes}
+        merged.update(originators)
+        self.known_originators = merged
+        return merged
 
     def desired_peers(self, sel) -> dict[str, PeerSpec]:
         desired = {}

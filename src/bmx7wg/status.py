@@ -9,10 +9,11 @@ from . import address
 ACTIVE_HANDSHAKE = 180   # WireGuard re-handshakes every 2 min on a live session
 
 
-def peer_state(now: float, handshake: int | None, absent_for: float | None, configured: bool) -> str:
+def peer_state(now: float, handshake: int | None, absent_for: float | None, configured: bool,
+               latest_rejected: bool) -> str:
     if absent_for is not None:
         return "expired"
-    if not configured:
+    if latest_rejected or not configured:
         return "rejected"
     if handshake and now - handshake < ACTIVE_HANDSHAKE:
         return "active"
@@ -27,10 +28,11 @@ def _peer(helper, now: float, node_id: str, entry) -> dict:
     orig = helper.bmx.originators_cache.get(node_id) if hasattr(helper.bmx, "originators_cache") else None
     absent = rec.table.absent_since(now, node_id)
     reason = None
-    if decision is not None and decision.reason:
+    if entry.error:
+        reason = (f"latest advert rejected: {entry.error}; last good advert kept" if entry.good
+                  else entry.error)
+    elif decision is not None and decision.reason:
         reason = decision.reason
-    elif entry.error:
-        reason = entry.error
     elif absent is not None:
         reason = f"advertisement gone for {int(absent)} s (hold-down {int(rec.cfg.hold_down)} s)"
     return {
@@ -45,7 +47,8 @@ def _peer(helper, now: float, node_id: str, entry) -> dict:
         "allowed_ips": sorted(wgpeer.allowed_ips) if wgpeer else [],
         "networks_accepted": sorted(decision.accepted_networks) if decision else [],
         "networks_rejected": [{"network": n, "reason": r} for n, r in (decision.rejected if decision else [])],
-        "state": peer_state(now, wgpeer.latest_handshake if wgpeer else None, absent, wgpeer is not None),
+        "state": peer_state(now, wgpeer.latest_handshake if wgpeer else None, absent, wgpeer is not None,
+                            entry.error is not None),
         "reason": reason,
         "latest_handshake": wgpeer.latest_handshake if wgpeer else None,
         "rx": wgpeer.rx if wgpeer else 0,

@@ -1,0 +1,227 @@
+"""Issue 2 end to end: virtual routers in network namespaces, the bmx7 file-interface emulator,
+the real helper in every node, real WireGuard (wireguard-go here)."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from bmx7wg.lab import mesh
+
+HOLD = 8          # hold_down for the lab's helpers (s)
+EMU = {"hop_delay": 0.05, "purge_timeout": 40, "refill_delay": 3}
+
+
+def wait_until(pred, timeout, what, interval=0.3):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = pred()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def wg_dump(lab, name):
+    """{public key: (endpoint, allowed ips, handshake, rx, tx)} straight from WireGuard."""
+    out = lab.exec(name, ["wg", "show", lab.ifname(name), "dump"]).stdout.splitlines()[1:]
+    peers = {}
+    for line in out:
+        f = line.split("\t")
+        peers[f[0]] = (f[2], f[3], int(f[4]), int(f[5]), int(f[6]))
+    return peers
+
+
+def config_of(dump):
+    """What a helper configured (not the traffic counters)."""
+    return {k: (v[0], v[1]) for k, v in dump.items()}
+
+
+def state(lab, name):
+    return lab.helper_state(name) or {}
+
+
+def fully_meshed(lab):
+    names = lab.names
+    keys = {n: state(lab, n).get("public_key") for n in names}
+    for n in names:
+        dump = wg_dump(lab, n)
+        want = {keys[m] for m in names if m != n}
+        if None in want or set(dump) != want or not all(v[2] for v in dump.values()):
+            return False
+    return True
+
+
+def ping_all_pairs(lab):
+    """Every node pings every other node's tunnel address; WireGuard's own counters must move."""
+    addr = {n: state(lab, n)["addresses"][0].split("/")[0] for n in lab.names}
+    key = {n: state(lab, n)["public_key"] for n in lab.names}
+    for src in lab.names:
+        for dst in lab.names:
+            if src == dst:
+                continue
+            before = wg_dump(lab, src)[key[dst]]
+            r = lab.exec(src, ["ping", "-6", "-c", "2", "-i", "0.2", "-W", "2", addr[dst]], timeout=15)
+            assert r.returncode == 0, f"{src} -> {dst} ({addr[dst]}): {r.stdout}{r.stderr}"
+            after = wg_dump(lab, src)[key[dst]]
+            assert after[4] > before[4] and after[3] > before[3], f"{src}->{dst}: no WireGuard traffic counted"
+            route = lab.exec(src, ["ip", "-6", "route", "get", addr[dst]]).stdout
+            assert f"dev {lab.ifname(src)}" in route
+
+
+@pytest.fixture(scope="module")
+def ring():
+    lab = mesh.up(nodes=5, topology="ring", prefix="bmm", workdir="/tmp/bmx7wg-test-ring",
+                  emulator_options=EMU, uci_options={"hold_down": str(HOLD)})
+    try:
+        wait_until(lambda: fully_meshed(lab), 60, "5-node ring to converge")
+        yield lab
+    finally:
+        lab.down()
+
+
+def test_line3_converges_and_pings_through_wireguard():
+    lab = mesh.up(nodes=3, topology="line", prefix="bml", workdir="/tmp/bmx7wg-test-line",
+                  emulator_options=EMU, uci_options={"hold_down": str(HOLD)})
+    try:
+        wait_until(lambda: fully_meshed(lab), 60, "3-node line to converge")
+        ping_all_pairs(lab)
+    finally:
+        lab.down()
+
+
+def test_ring5_converges_and_pings_through_wireguard(ring):
+    ping_all_pairs(ring)
+    status = json.loads(subprocess.run(
+        [sys.executable, "-m", "bmx7wg", "lab", "status", "--json", "--workdir", ring.workdir],
+        capture_output=True, text=True, check=True).stdout)
+    for node in status["nodes"]:
+        assert len(node["peers"]) == 4
+        assert {p["state"] for p in node["peers"]} <= {"active", "pending"}
+
+
+def _configs(lab):
+    return {n: config_of(wg_dump(lab, n)) for n in lab.names}
+
+
+def _writes(lab):
+    return {n: state(lab, n).get("wg_writes") for n in lab.names}
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["clean", "kill-9"])
+def test_helper_restart_changes_nothing_anywhere(ring, sig):
+    before = _configs(ring)
+    writes = _writes(ring)
+    ring.stop_helper("n3", sig)
+    time.sleep(2)
+    ring.start_helper("n3")
+    wait_until(lambda: (state(ring, "n3").get("pid") or 0) > 0 and state(ring, "n3").get("bmx7", {}).get("published"),
+               20, "n3 helper back")
+    time.sleep(HOLD + 3)          # past the hold-down: a withdrawal would have been acted on by now
+    assert _configs(ring) == before
+    after = _writes(ring)
+    assert after["n3"] == 0, "restarted helper wrote to WireGuard although nothing changed"
+    for n in ring.names:
+        if n != "n3":
+            assert after[n] == writes[n], f"{n} rewrote peers because n3's helper restarted"
+
+
+def test_bmx7_restart_keeps_tunnels_and_republishes(ring):
+    before = _configs(ring)
+    n2_id = ring.node_id("n2")
+    ring.restart_bmx7("n2")
+    # the restarted bmx7 forgot the runtime sms registration: the helper must notice and redo it
+    def republished():
+        for n in ring.names:
+            rcvd = os.path.join(ring.runtime_dir(n), "sms", "rcvdSms", f"{n2_id}:wgtun")
+            if not os.path.exists(rcvd):
+                return False
+        return True
+    wait_until(republished, 30, "n2's advert back on every node")
+    time.sleep(2)
+    assert _configs(ring) == before
+    wait_until(lambda: fully_meshed(ring), 30, "handshakes after bmx7 restart")
+
+
+def test_malformed_and_oversized_adverts_are_rejected_others_untouched(ring):
+    before = _configs(ring)
+    ring.stop_helper("n4", signal.SIGKILL)       # n4 now publishes garbage by hand
+    n4 = ring.node_id("n4")
+    send = os.path.join(ring.runtime_dir("n4"), "sms", "sendSms")
+    for payload, needle in ((b"\xb7\x77\x10" + b"\x01\x05abc", "truncated"), (os.urandom(400), "limit 300")):
+        tmp = os.path.join(send, ".wgtun.tmp")
+        with open(tmp, "wb") as fh:
+            fh.write(payload)
+        os.rename(tmp, os.path.join(send, "wgtun"))
+
+        def shown_rejected():
+            for n in ("n1", "n2", "n3", "n5"):
+                peer = next((p for p in state(ring, n).get("peers", []) if p["node_id"] == n4), None)
+                if not peer or peer["state"] != "rejected" or needle not in (peer.get("reason") or ""):
+                    return False
+            return True
+        wait_until(shown_rejected, 20, f"advert with '{needle}' shown as rejected")
+        assert _configs(ring) == before, "a broken advert changed WireGuard peers"
+    ring.start_helper("n4")
+    wait_until(lambda: all(p["state"] != "rejected" for n in ring.names for p in state(ring, n).get("peers", [])),
+               20, "n4 good again")
+
+
+def test_session_key_node_is_relearnt_with_new_key(ring):
+    ring.stop_helper("n5", signal.SIGTERM)
+    old_key = state(ring, "n5")["public_key"]
+    ring.set_option("n5", "key_mode", "session")
+    ring.exec("n5", ["ip", "link", "del", ring.ifname("n5")])      # interface down, as netifd would
+    ring.start_helper("n5")
+    new_key = wait_until(lambda: state(ring, "n5").get("pid") and state(ring, "n5").get("public_key") != old_key
+                         and state(ring, "n5")["public_key"], 20, "n5 with a new session key")
+
+    def relearnt():
+        return all(new_key in wg_dump(ring, n) and old_key not in wg_dump(ring, n) and wg_dump(ring, n)[new_key][2]
+                   for n in ring.names if n != "n5")
+    wait_until(relearnt, 40, "others to replace n5's key and handshake")
+
+
+def test_key_file_0600_and_private_key_in_no_output(ring):
+    for n in ring.names:
+        cfg_key = os.path.join(ring.node(n)["dir"], "etc", "bmx7wg")
+        st = state(ring, n)
+        key_path = st.get("key_file")
+        paths = [p for p in (key_path,) if p] or []
+        for root, _dirs, files in os.walk(ring.node(n)["dir"]):
+            paths += [os.path.join(root, f) for f in files if f.endswith(".key") and "node.key" not in f]
+        assert paths, f"{n}: no key file found under {cfg_key}"
+        secrets = []
+        for p in set(paths):
+            assert os.stat(p).st_mode & 0o777 == 0o600, f"{p} is not 0600"
+            secrets.append(open(p).read().strip())
+        env = dict(os.environ, PYTHONPATH=os.path.join(os.path.dirname(__file__), "..", "src"))
+        base = [sys.executable, "-m", "bmx7wg", "--rundir", ring.rundir(n)]
+        outputs = [subprocess.run(base + args, capture_output=True, text=True, env=env).stdout
+                   for args in (["status"], ["status", "--json"], ["peers"], ["peers", "--json"])]
+        outputs.append(open(os.path.join(ring.rundir(n), "wgmesh.json")).read())
+        outputs.append(open(os.path.join(ring.node(n)["dir"], "log", "helper.log")).read())
+        assert "public key" in outputs[0]
+        for secret in secrets:
+            for out in outputs:
+                assert secret not in out
+
+
+def test_node_that_leaves_is_removed_after_hold_down_only(ring):
+    gone = ring.state["nodes"][-1]["name"]
+    key = state(ring, gone)["public_key"]
+    others = [n for n in ring.names if n != gone]
+    ring.stop_helper(gone, signal.SIGTERM)          # withdraws its advert mesh-wide
+    rcvd = os.path.join(ring.runtime_dir(others[0]), "sms", "rcvdSms", f"{ring.node_id(gone)}:wgtun")
+    wait_until(lambda: not os.path.exists(rcvd), 15, "withdrawal to propagate")
+    t0 = time.time()
+    time.sleep(max(0, HOLD - 3))
+    assert all(key in wg_dump(ring, n) for n in others), "peer removed before the hold-down ran out"
+    wait_until(lambda: all(key not in wg_dump(ring, n) for n in others), 15, "peer removed after hold-down")
+    assert time.time() - t0 >= HOLD - 3
+    ring.start_helper(gone)                         # leave the ring as it was for later tests
+    wait_until(lambda: fully_meshed(ring), 40, "ring whole again")
