@@ -225,3 +225,26 @@ def test_node_that_leaves_is_removed_after_hold_down_only(ring):
     assert time.time() - t0 >= HOLD - 3
     ring.start_helper(gone)                         # leave the ring as it was for later tests
     wait_until(lambda: fully_meshed(ring), 40, "ring whole again")
+
+
+def test_clock_behind_advertises_session_key_until_it_catches_up(ring):
+    """A router booting with its clock behind its last run must not use the persisted key
+    (peers drop handshakes whose timestamp goes backwards); it returns to it afterwards."""
+    node = "n2"
+    persisted = state(ring, node)["public_key"]
+    ring.stop_helper(node, signal.SIGTERM)
+    ring.start_helper(node, env={"BMX7WG_CLOCK_OFFSET": "-15"})    # 15 s behind the recorded stop
+    session = wait_until(lambda: state(ring, node).get("pid") and state(ring, node).get("clock_behind_until")
+                         and state(ring, node)["public_key"], 20, "helper on a session key")
+    assert session != persisted
+
+    def others_use(key):
+        return all(key in wg_dump(ring, n) and wg_dump(ring, n)[key][2] for n in ring.names if n != node)
+    wait_until(lambda: others_use(session), 30, "peers to handshake with the session key")
+    wait_until(lambda: state(ring, node).get("clock_behind_until") is None
+               and state(ring, node)["public_key"] == persisted, 30, "return to the persisted key")
+    wait_until(lambda: others_use(persisted) and all(session not in wg_dump(ring, n)
+                                                     for n in ring.names if n != node),
+               40, "peers back on the persisted key")
+    ring.stop_helper(node, signal.SIGTERM)
+    ring.start_helper(node)

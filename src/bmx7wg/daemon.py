@@ -15,7 +15,9 @@ import signal
 import socket
 import time
 
-from . import address, advert, config, keys, port, state, wg
+from dataclasses import replace
+
+from . import address, advert, clockguard, config, keys, port, state, wg
 from .bmx7 import Bmx7
 from .model import Advert, NodeInfo
 from .reconcile import Reconciler
@@ -27,7 +29,6 @@ log = logging.getLogger("bmx7wg")
 TICK = 1.0
 STATS_EVERY = 5.0
 REGISTER_GRACE = 3.0          # own sms copy may lag the publish by ~0.1 s; allow for slow bmx7
-ACTIVE_HANDSHAKE = 180        # WireGuard re-handshakes every 2 min on a live session
 
 
 class HelperError(RuntimeError):
@@ -57,6 +58,8 @@ class Helper:
         self.state_dirty = True
         self.ubus = None
         self.route_tables: set = set()
+        self.clock_behind_until: float | None = None
+        self.clock_recorded = 0.0
 
     # ---- setup -------------------------------------------------------------------------
     def load_config(self):
@@ -75,12 +78,39 @@ class Helper:
             raise HelperError("NO_WIREGUARD", f"cannot create WireGuard link {self.cfg.ifname}: {exc}") from None
         self.rec = Reconciler(self.cfg, self.backend, self._local_networks())
         device = self.rec.refresh_device()
-        self.keypair = keys.load_or_create(self.cfg, self.rundir, device.public_key if device else None)
+        self.keypair = self._choose_keys(device.public_key if device else None)
         self.rec.own_public_key = self.keypair.public_key
         self.port = self._configure_port(device)
         self._restore_owned()
         log.info("%s: link %s (%s), public key %s, port %d", self.iface, self.cfg.ifname,
                  self.backend_kind, self.keypair.public_key, self.port)
+
+    def _choose_keys(self, link_public_key: str | None) -> keys.KeyPair:
+        """The persisted key, unless the clock is behind our last run (see clockguard)."""
+        if self.cfg.key_mode == "persist" and not self.cfg.private_key:
+            until = clockguard.behind_until(clockguard.record_path(self.cfg.key_file), self.clock())
+            if until is not None:
+                self.clock_behind_until = until
+                log.warning("%s: clock is %d s behind the last run: advertising a session key until it "
+                            "catches up (peers would drop handshakes from the persisted key)",
+                            self.iface, until - self.clock())
+                return keys.load_or_create(replace(self.cfg, key_mode="session"), self.rundir, link_public_key)
+            self.record_clock(self.clock())
+        return keys.load_or_create(self.cfg, self.rundir, link_public_key)
+
+    def record_clock(self, now: float) -> None:
+        if self.cfg.key_mode == "persist" and not self.cfg.private_key and self.clock_behind_until is None:
+            clockguard.record(clockguard.record_path(self.cfg.key_file), now)
+            self.clock_recorded = now
+
+    def check_clock(self, now: float) -> None:
+        if self.clock_behind_until is not None and now >= self.clock_behind_until:
+            self.clock_behind_until = None
+            log.info("%s: clock caught up with the last run: back to the persisted key", self.iface)
+            self.install_key(keys.load_or_create(self.cfg, self.rundir))
+            self.record_clock(now)
+        elif now - self.clock_recorded >= clockguard.RECORD_EVERY:
+            self.record_clock(now)
 
     def _configure_port(self, device) -> int:
         failed: set[int] = set()
@@ -234,15 +264,19 @@ class Helper:
         log.info("%s: configuration reloaded", self.iface)
 
     def rotate_key(self) -> None:
-        self.keypair = keys.rotate(self.cfg, self.rundir)
-        self.rec.own_public_key = self.keypair.public_key
+        self.install_key(keys.rotate(self.cfg, self.rundir))
+        log.info("%s: new key pair, public key %s", self.iface, self.keypair.public_key)
+
+    def install_key(self, pair: keys.KeyPair) -> None:
+        """Put a new key pair on the link and advertise it."""
+        self.keypair = pair
+        self.rec.own_public_key = pair.public_key
         self.rec.force = True
-        self.backend.configure_device(self.cfg.ifname, self.keypair.private_path, self.port, self.cfg.fwmark)
+        self.backend.configure_device(self.cfg.ifname, pair.private_path, self.port, self.cfg.fwmark)
         self.rec.refresh_device()
         if self.own:
             self.publish()
         self.state_dirty = True
-        log.info("%s: new key pair, public key %s", self.iface, self.keypair.public_key)
 
     def handle_signals(self) -> None:
         while self.pending:
@@ -280,6 +314,7 @@ class Helper:
                 now = self.clock()
                 if now >= next_tick:
                     watcher.read()
+                    self.check_clock(now)
                     self.check_bmx7(now)
                     self.reconcile(now)
                     self.write_state(now)
@@ -311,6 +346,7 @@ class Helper:
             self.bmx.withdraw(self.cfg.sms_name)
         except Exception as exc:  # bmx7 gone: nothing left to withdraw from
             log.info("%s: withdraw: %s", self.iface, exc)
+        self.record_clock(self.clock())
         self.state_dirty = True
         self.stopping = True
         self.write_state(self.clock())
@@ -325,8 +361,15 @@ def _connect_ubus(rundir: str):
     return ubusadapter.serve(rundir)
 
 
+def _clock():
+    """time.time, shifted by BMX7WG_CLOCK_OFFSET seconds: lets the lab fake a router whose
+    clock is behind (WireGuard and the rest of the system keep the real time)."""
+    offset = float(os.environ.get("BMX7WG_CLOCK_OFFSET", "0") or 0)
+    return (lambda: time.time() + offset) if offset else time.time
+
+
 def run(iface: str, confdir: str | None, savedir: str | None, rundir: str, netifd: bool = False) -> int:
-    helper = Helper(iface, confdir, savedir, rundir, netifd=netifd)
+    helper = Helper(iface, confdir, savedir, rundir, netifd=netifd, clock=_clock())
     try:
         helper.setup()
     except (HelperError, keys.KeyStoreError) as exc:

@@ -78,5 +78,6 @@ def build(helper) -> dict:
                  "published": helper.published is not None and not helper.stopping},
         "owned": sorted(rec.owned),
         "wg_writes": helper.backend.writes,
+        "clock_behind_until": helper.clock_behind_until,
         "peers": peers,
     }

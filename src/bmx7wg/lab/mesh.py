@@ -307,13 +307,14 @@ class Lab:
         return [sys.executable, "-m", "bmx7wg", "--confdir", node["confdir"], "--savedir", node["savedir"],
                 "--rundir", node["rundir"], "run", IFACE]
 
-    def start_helper(self, name: str) -> int:
+    def start_helper(self, name: str, env: dict | None = None) -> int:
+        """Start our helper in the node; `env` adds variables (e.g. BMX7WG_CLOCK_OFFSET)."""
         node = self.node(name)
         if netns.alive(node.get("helper_pid")) and node["rundir"] in netns.cmdline(node["helper_pid"]):
             return node["helper_pid"]
         if not self.helper_runnable():
             raise LabError("helper: `python3 -m bmx7wg` is not runnable yet (no bmx7wg/__main__.py)")
-        pid = netns.spawn(node["ns"], self._helper_argv(node), self.env(name),
+        pid = netns.spawn(node["ns"], self._helper_argv(node), {**self.env(name), **(env or {})},
                           os.path.join(node["dir"], "log", "helper.log"), cwd=node["dir"])
         with self._changing():
             self.node(name)["helper_pid"] = pid
