@@ -33,3 +33,14 @@ lint:
 
 clean:
 	rm -rf dist build .pytest_cache tests/artifacts
+
+# ---- OpenWrt package (issue 3: netifd/ubus integration) --------------------------------------
+# `make ipk`: dist/bmx7-wgtun_<version>-r<release>_all.ipk for opkg (OpenWrt 24.10), built from
+# this repository alone (tools/mkipk.py; name/version/depends from package/bmx7-wgtun/Makefile).
+# No `apk` target: OpenWrt 25.12+ packages (apk v3 / ADB) need apk-tools, i.e. the SDK and the
+# feed recipe in package/bmx7-wgtun (see docs/readme-openwrt.md).
+IPK_DIST ?= dist
+.PHONY: ipk
+ipk:
+	$(PYTHON) tools/mkipk.py --out $(IPK_DIST)
+# ---- end OpenWrt package ---------------------------------------------------------------------
