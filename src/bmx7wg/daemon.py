@@ -82,6 +82,9 @@ class Helper:
         self.rec.own_public_key = self.keypair.public_key
         self.port = self._configure_port(device)
         self._restore_owned()
+        self.publish_port()
+        if self.netifd:
+            self.push_netifd()      # link up in netifd now; addresses follow once bmx7 answers
         log.info("%s: link %s (%s), public key %s, port %d", self.iface, self.cfg.ifname,
                  self.backend_kind, self.keypair.public_key, self.port)
 
@@ -210,7 +213,16 @@ class Helper:
 
     def push_netifd(self) -> None:
         from . import netifd
-        netifd.push(self.iface, self.cfg.ifname, self.own_addresses(), sorted(self.rec.routes, key=str))
+        endpoints = sorted({d.endpoint for d in (self.rec.selection.peers.values() if self.rec.selection else ())
+                            if d.endpoint})
+        netifd.push(self.iface, self.cfg.ifname, self.own_addresses(), sorted(self.rec.routes, key=str),
+                    exclude=endpoints)
+
+    def publish_port(self) -> None:
+        """On OpenWrt, open the (possibly random) port in fw4 the way unetd does (procd data)."""
+        if self.netifd:
+            from . import netifd
+            netifd.publish_port(self.iface, self.port)
 
     def reconcile(self, now: float) -> None:
         if self.own is None:
@@ -219,17 +231,19 @@ class Helper:
         if result.routes_changed:
             self.sync_routes()
         for node_id in result.added:
-            log.info("%s: peer %s added", self.iface, address.short_id(node_id) if len(node_id) == 56 else node_id)
+            log.info("%s: peer %s added", self.iface, address.short_id(node_id))
             self.event("add", node_id)
-        for key in result.removed:
-            log.info("%s: peer %s removed", self.iface, key[:8])
-            self.event("remove", key)
+        for node_id in result.removed:
+            log.info("%s: peer %s removed", self.iface, address.short_id(node_id))
+            self.event("remove", node_id)
         if result.writes or result.added or result.removed:
             self.state_dirty = True
 
     def event(self, action: str, node_id: str) -> None:
         if self.ubus is not None:
-            self.ubus.send_event("bmx7wg.peer", {"interface": self.iface, "node_id": node_id, "action": action})
+            orig = self.rec.known_originators.get(node_id)
+            self.ubus.send_event("bmx7wg.peer", {"interface": self.iface, "node_id": node_id,
+                                                 "name": orig.name if orig else "", "action": action})
 
     # ---- state ------------------------------------------------------------------------------
     def snapshot(self) -> dict:
@@ -259,6 +273,7 @@ class Helper:
         self.rec.force = True
         if new.listen_port != old.listen_port or new.port_range != old.port_range or new.fwmark != old.fwmark:
             self.port = self._configure_port(self.rec.device)
+            self.publish_port()
         self.sync_link_addresses()
         self.publish()
         log.info("%s: configuration reloaded", self.iface)
@@ -346,6 +361,9 @@ class Helper:
             self.bmx.withdraw(self.cfg.sms_name)
         except Exception as exc:  # bmx7 gone: nothing left to withdraw from
             log.info("%s: withdraw: %s", self.iface, exc)
+        if self.netifd:
+            from . import netifd
+            netifd.withdraw_port(self.iface)
         self.record_clock(self.clock())
         self.state_dirty = True
         self.stopping = True
@@ -375,7 +393,9 @@ def run(iface: str, confdir: str | None, savedir: str | None, rundir: str, netif
     except (HelperError, keys.KeyStoreError) as exc:
         code = getattr(exc, "code", "KEY_ERROR")
         log.error("%s: %s: %s", iface, code, exc)
-        print(f"{code}: {exc}", flush=True)
+        if netifd:
+            from . import netifd as netifd_mod
+            netifd_mod.report_failure(iface, code, str(exc))
         return 2
     helper.run()
     return 0

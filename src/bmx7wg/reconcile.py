@@ -23,7 +23,7 @@ log = logging.getLogger("bmx7wg")
 class StepResult:
     writes: int = 0
     added: list[str] = field(default_factory=list)      # node ids
-    removed: list[str] = field(default_factory=list)    # public keys
+    removed: list[str] = field(default_factory=list)    # node ids
     routes_changed: bool = False
 
 
@@ -39,6 +39,7 @@ class Reconciler:
         self.selection = None
         self.local_networks = local_networks
         self.node_of_key: dict[str, str] = {}
+        self.node_of_key_before: dict[str, str] = {}   # keys of removed peers -> their node
         self.routes: frozenset = frozenset()
         self.inputs_seen: tuple | None = None  # what the last selection was computed from
         self.force = True                      # config/key changed: recompute even if inputs did not
@@ -99,6 +100,7 @@ class Reconciler:
 
     def desired_peers(self, sel) -> dict[str, PeerSpec]:
         desired = {}
+        self.node_of_key_before = {**self.node_of_key_before, **self.node_of_key}
         self.node_of_key = {}
         for node_id, decision in sel.peers.items():
             if not decision.allowed_ips or decision.public_key is None:
@@ -128,7 +130,8 @@ class Reconciler:
             if key not in desired and key in self.owned:
                 del peers[key]
                 self.owned.discard(key)
-                result.removed.append(key)
+                result.removed.append(self.node_of_key_before.get(key, key))
+        self.node_of_key_before = {k: v for k, v in self.node_of_key_before.items() if k in peers}
         for key, spec in desired.items():
             old = peers.get(key)
             if old is None:
