@@ -15,8 +15,8 @@ test:
 
 # A 5-node ring of virtual routers, each running the real helper; prints every node's peers.
 demo: setup
-	$(PYTHON) -m bmx7wg lab up --nodes 5 --topology ring --wait
-	$(PYTHON) -m bmx7wg lab status
+	-$(PYTHON) -m bmx7wg lab down >/dev/null 2>&1
+	$(PYTHON) -m bmx7wg lab up --nodes 5 --topology ring --wait 120
 
 demo-down:
 	$(PYTHON) -m bmx7wg lab down

@@ -51,9 +51,11 @@ def lab():
 @click.option("--sync-sms", multiple=True, help="sms name registered on bmx7's command line (repeat)")
 @click.option("--option", "uci", multiple=True, metavar="KEY=VALUE",
               help="extra option in every node's `config interface 'wgmesh'` (repeat)")
+@click.option("--wait", "wait", type=float, default=0, metavar="SECONDS",
+              help="wait until every node has a handshake with every other one, then print the peers")
 @_where
 def up_cmd(nodes, topology, bmx7_path, no_helper, hop_delay, purge_timeout, ref_sms, emu_opts, sync_sms, uci,
-           prefix, workdir):
+           wait, prefix, workdir):
     """Create the namespaces and links, start bmx7 and the helper on every node."""
     emu = _pairs(emu_opts, "--emulator")
     emu.update({k: v for k, v in (("hop_delay", hop_delay), ("purge_timeout", purge_timeout),
@@ -67,6 +69,21 @@ def up_cmd(nodes, topology, bmx7_path, no_helper, hop_delay, purge_timeout, ref_
     for name in the_lab.names:
         click.echo(f"{name}  {the_lab.ns(name)}  {the_lab.node_id(name) or '?'}  {the_lab.primary_ip(name) or '?'}")
     click.echo(f"lab up in {the_lab.workdir}")
+    if wait:
+        click.echo(f"waiting up to {wait:.0f} s for every pair of nodes to handshake ...")
+        deadline = time.time() + wait
+        while time.time() < deadline and not _converged(the_lab.status(), len(the_lab.names)):
+            time.sleep(1)
+        status = the_lab.status()
+        click.echo(_table(status))
+        if not _converged(status, len(the_lab.names)):
+            raise click.ClickException(f"not every pair handshaked within {wait:.0f} s")
+        click.echo("all nodes have handshakes with all others")
+
+
+def _converged(status: dict, count: int) -> bool:
+    return all(len(n["peers"]) == count - 1 and all(p.get("latest_handshake") for p in n["peers"])
+               for n in status["nodes"])
 
 
 def _pairs(items, hint: str) -> dict:
