@@ -45,6 +45,7 @@ class Site:
         self.network = network            # {section: {".type": "interface", "proto": ..., option: value}}
         self.sessionid = sessionid
         self.ubus_object_up = True        # False: no helper registered `bmx7wg`
+        self.ubus_status = 0              # else every bmx7wg call answers with this ubus status code
         self.granted = acl_methods()
         self.bodies: list[str] = []       # every /ubus response, for leak checks
         self.uci_writes: list[tuple] = []
@@ -69,6 +70,8 @@ class Site:
             return None, {"code": -32000, "message": "Object not found"}
         if method not in self.granted:
             return None, {"code": -32002, "message": "Access denied"}
+        if self.ubus_status:
+            return [self.ubus_status], None
         signature = api.METHODS.get(method)
         if signature is None:
             return [UBUS_METHOD_NOT_FOUND], None

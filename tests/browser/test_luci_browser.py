@@ -267,6 +267,12 @@ def test_status_view_empty_and_error_states(browser, site, node, tmp_path):
         assert "helper is not running for this interface" in down_text and "wgdown" in down_text
         assert len(peer_rows(browser)) == 5      # wgmesh still shown in full
 
+        site.ubus_status = 9                      # UBUS_STATUS_UNKNOWN_ERROR: the handler failed
+        browser.navigate(page(site, page="status"))
+        texts = browser.evaluate("Array.from(document.querySelectorAll('[data-bmx7wg-alert]')).map(e => e.innerText)")
+        assert texts == ["The bmx7wg helper gave no status for this interface."] * 3
+
+        site.ubus_status = 0
         site.ubus_object_up = False               # no helper registered the ubus object at all
         browser.navigate(page(site, page="status"))
         texts = browser.evaluate("Array.from(document.querySelectorAll('[data-bmx7wg-alert]')).map(e => e.innerText)")

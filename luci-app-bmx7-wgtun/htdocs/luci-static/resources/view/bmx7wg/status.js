@@ -241,6 +241,11 @@ function renderInterface(name, data) {
 		return E('div', { 'class': 'cbi-section', 'data-bmx7wg-iface': name }, body);
 	}
 
+	if (!st.interface) {   /* a ubus status code instead of a reply */
+		body.push(alertBox('warning', _('The bmx7wg helper gave no status for this interface.')));
+		return E('div', { 'class': 'cbi-section', 'data-bmx7wg-iface': name }, body);
+	}
+
 	if (!st.running)
 		body.push(alertBox('warning', _('The bmx7wg helper of this interface has stopped; this is its last state.')));
 
