@@ -154,26 +154,16 @@ def _gzip(data: bytes) -> bytes:
 
 
 def control_text(recipe: dict, installed_size: int, epoch: int) -> str:
-    depends = ", ".join(["libc"] + recipe["DEPENDS_LIST"])
-    desc = recipe["DESCRIPTION"] or [recipe.get("TITLE", "")]
-    first, rest = desc[0], desc[1:]
-    lines = [
-        f"Package: {recipe['PKG_NAME']}",
-        f"Version: {recipe['PKG_VERSION']}-r{recipe['PKG_RELEASE']}",
-        f"Depends: {depends}",
-        f"Source: package/{recipe['PKG_NAME']}",
-        f"SourceName: {recipe['PKG_NAME']}",
-        f"License: {recipe['PKG_LICENSE']}",
-        f"Section: {recipe.get('SECTION', 'net')}",
-        f"SourceDateEpoch: {epoch}",
-        f"URL: {recipe.get('URL', '')}",
-        f"Maintainer: {recipe['PKG_MAINTAINER']}",
-        f"Architecture: {recipe.get('PKGARCH', 'all')}",
-        f"Installed-Size: {installed_size}",
-        f"Description:  {first}",
-    ]
-    lines += [f" {line}" for line in rest]
-    return "\n".join(lines) + "\n"
+    """opkg's control file, rendered from tools/templates/control.j2 (jinja2 is a build-time
+    dependency only: on the router it would pull in python3-asyncio for nothing)."""
+    import jinja2
+
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(ROOT / "tools" / "templates")),
+                             keep_trailing_newline=True, undefined=jinja2.StrictUndefined)
+    description = recipe["DESCRIPTION"] or [recipe.get("TITLE", "")]
+    text = env.get_template("control.j2").render(r=recipe, epoch=epoch, installed_size=installed_size,
+                                                 description=description)
+    return text
 
 
 def build(out_dir: Path) -> Path:

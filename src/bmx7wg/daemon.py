@@ -307,13 +307,16 @@ class Helper:
                 log.error("%s: %s", self.iface, exc)   # keep running with the old settings
 
     # ---- loop -------------------------------------------------------------------------------
+    def catch_signals(self) -> None:
+        """Installed before setup: a SIGHUP or SIGTERM arriving early is queued, not fatal."""
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1):
+            signal.signal(sig, lambda s, _f: self.pending.add(signal.Signals(s).name))
+
     def run(self) -> None:
         rsock, wsock = socket.socketpair()
         rsock.setblocking(False)
         wsock.setblocking(False)
         old_fd = signal.set_wakeup_fd(wsock.fileno())
-        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1):
-            signal.signal(sig, lambda s, _f: self.pending.add(signal.Signals(s).name))
         dirs = [os.path.join(self.cfg.bmx7_dir, "sms", "rcvdSms"),
                 os.path.join(self.cfg.bmx7_dir, "json", "originators"),
                 self.cfg.bmx7_dir]
@@ -388,6 +391,7 @@ def _clock():
 
 def run(iface: str, confdir: str | None, savedir: str | None, rundir: str, netifd: bool = False) -> int:
     helper = Helper(iface, confdir, savedir, rundir, netifd=netifd, clock=_clock())
+    helper.catch_signals()
     try:
         helper.setup()
     except (HelperError, keys.KeyStoreError) as exc:
