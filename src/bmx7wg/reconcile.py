@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import time
 from dataclasses import dataclass, field
 
 from . import policy, wg
@@ -46,9 +47,11 @@ class Reconciler:
         self.replan = True                     # device re-read: diff it against `desired` again
         self.desired: dict[str, PeerSpec] = {}
         self.known_originators: dict[str, Originator] = {}
+        self.kernel_peers: dict[str, PeerState] = {}   # as WireGuard last reported them (not our cache)
 
     def refresh_device(self) -> DeviceState | None:
         self.device = self.backend.dump(self.cfg.ifname)
+        self.kernel_peers = dict(self.device.peers) if self.device else {}
         self.replan = True      # the kernel's view may differ from our cache: compare again
         return self.device
 
@@ -57,7 +60,37 @@ class Reconciler:
             own_node_id=own.node_id, auto_prefix=self.cfg.auto_prefix, rules=self.cfg.rules,
             allow_nodes=self.cfg.allow_nodes, local_networks=self.local_networks,
             local_addresses=self.local_addresses + (own.primary_ip,), originators=originators,
-            previous=self.selection, now=now, own_public_key=self.own_public_key)
+            previous=self.selection, now=now, own_public_key=self.own_public_key,
+            proven_keys=self.proven_keys())
+
+    def proven_keys(self, wall_now: float | None = None) -> dict[str, str]:
+        """{public key: nodeId} for keys a node proved it holds: WireGuard has a live session
+        with the key (handshake younger than wg.STALE_HANDSHAKE, by WireGuard's unix clock)
+        and its endpoint, as WireGuard reported it, is that node's primaryIp. WireGuard moves
+        the endpoint to the source of every authenticated packet, so only the private key's
+        holder puts its address there, and `plan` never overwrites the endpoint of a live
+        session. Read from the last kernel dump, not from the cache `_update_cache` fills
+        with the endpoints we asked for."""
+        now = time.time() if wall_now is None else wall_now
+        node_at = {}
+        for node_id, orig in self.known_originators.items():
+            try:
+                node_at[ipaddress.ip_address(orig.primary_ip)] = node_id
+            except ValueError:
+                continue
+        proven = {}
+        for key, peer in self.kernel_peers.items():
+            live = peer.latest_handshake and now - peer.latest_handshake < wg.STALE_HANDSHAKE
+            if not live or not peer.endpoint:
+                continue
+            host = peer.endpoint.rpartition(":")[0].strip("[]").partition("%")[0]
+            try:
+                node_id = node_at.get(ipaddress.ip_address(host))
+            except ValueError:
+                continue
+            if node_id is not None:
+                proven[key] = node_id
+        return proven
 
     def step(self, now: float, own: NodeInfo, received: dict[str, bytes],
              originators: dict[str, Originator]) -> StepResult:

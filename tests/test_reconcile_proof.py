@@ -1,0 +1,91 @@
+"""Reconciler.proven_keys: a key belongs to the node WireGuard holds a live session with at
+that node's primaryIp (issue 5, key theft). The lab side is in test_mesh_policy.py."""
+
+import time
+
+from bmx7wg import advert, config, wg
+from bmx7wg.model import DeviceState, NodeInfo, PeerState
+from bmx7wg.reconcile import Reconciler
+from policy_world import ME, advert as mk_advert, key, node_id_starting, originator
+
+THIEF = node_id_starting("1", "thief")      # the lower nodeId: wins a tie without proof
+VICTIM = node_id_starting("9", "victim")
+STOLEN = key("victim")
+
+
+class DumpOnly:
+    """Backend double: `dump` returns what a test says WireGuard reports; writes are counted."""
+
+    def __init__(self, peers):
+        self.peers = peers
+        self.writes = 0
+
+    def dump(self, ifname):
+        return DeviceState(public_key=key("me"), listen_port=51820, peers=dict(self.peers))
+
+    def apply(self, ifname, args):
+        self.writes += 1
+        return 1
+
+
+def session(endpoint, age):
+    return PeerState(public_key=STOLEN, endpoint=endpoint, allowed_ips=frozenset(),
+                     latest_handshake=int(time.time() - age) if age is not None else None, rx=1, tx=1)
+
+
+def victim_endpoint():
+    return f"[{originator(VICTIM).primary_ip}]:51820"
+
+
+def reconciler(peer):
+    rec = Reconciler(config.parse("wgmesh", {}), DumpOnly({STOLEN: peer} if peer else {}))
+    rec.refresh_device()
+    return rec
+
+
+def run_step(rec):
+    adverts = {nid: advert.encode(mk_advert(nid, public_key=STOLEN)) for nid in (THIEF, VICTIM)}
+    origs = {nid: originator(nid) for nid in (THIEF, VICTIM)}
+    rec.step(1000.0, NodeInfo(ME, "me", originator(ME).primary_ip), adverts, origs)
+    return rec.selection
+
+
+def test_live_session_at_the_nodes_primary_ip_proves_its_key():
+    rec = reconciler(session(victim_endpoint(), age=30))
+    rec.known_originators = {nid: originator(nid) for nid in (THIEF, VICTIM)}
+    assert rec.proven_keys() == {STOLEN: VICTIM}
+
+
+def test_no_proof_from_a_stale_session_an_unknown_endpoint_or_no_handshake():
+    cases = [session(victim_endpoint(), age=wg.STALE_HANDSHAKE + 5),
+             session("[fd70:dead::1]:51820", age=30),
+             session(victim_endpoint(), age=None),
+             session(None, age=30)]
+    for peer in cases:
+        rec = reconciler(peer)
+        rec.known_originators = {nid: originator(nid) for nid in (THIEF, VICTIM)}
+        assert rec.proven_keys() == {}, peer
+
+
+def test_the_cached_endpoint_we_asked_for_proves_nothing():
+    """_update_cache writes the endpoint we configured into the cached device even when `plan`
+    left the kernel's roamed endpoint alone: only WireGuard's own report counts."""
+    rec = reconciler(session(victim_endpoint(), age=30))
+    rec.known_originators = {nid: originator(nid) for nid in (THIEF, VICTIM)}
+    thief_ep = f"[{originator(THIEF).primary_ip}]:51820"
+    rec.device.peers[STOLEN] = PeerState(STOLEN, thief_ep, frozenset(), int(time.time()), 0, 0)
+    assert rec.proven_keys() == {STOLEN: VICTIM}
+
+
+def test_fresh_observer_gives_the_key_to_the_proven_node_not_the_lower_id():
+    sel = run_step(reconciler(session(victim_endpoint(), age=30)))
+    assert sel.peers[VICTIM].status == "accepted"
+    assert sel.peers[THIEF].reason == f"key already used by node {VICTIM[:8]}"
+    (conflict,) = [c for c in sel.conflicts if c.kind == "key"]
+    assert (conflict.winner, conflict.decided_by) == (VICTIM, "proven by handshake")
+
+
+def test_without_a_live_session_the_lower_id_wins_the_tie():
+    sel = run_step(reconciler(session(victim_endpoint(), age=wg.STALE_HANDSHAKE + 5)))
+    assert sel.peers[THIEF].status == "accepted"
+    assert sel.peers[VICTIM].reason == f"key already used by node {THIEF[:8]}"
