@@ -15,3 +15,7 @@ if ! $py -c 'import click, jinja2, pytest, hypothesis' 2>/dev/null; then
   $py -m pip install -q click jinja2 pytest hypothesis 2>/dev/null \
     || $py -m pip install -q --break-system-packages click jinja2 pytest hypothesis
 fi
+# ESLint for the LuCI app's JavaScript (tests/test_luci_app.py); node_modules/ is gitignored.
+if [ ! -x node_modules/.bin/eslint ]; then
+  npm install --no-save --no-audit --no-fund eslint@9 >/dev/null 2>&1 || echo "setup: eslint not installed (lint test will skip)" >&2
+fi
