@@ -25,6 +25,8 @@ def _peer(helper, now: float, node_id: str, entry) -> dict:
     decision = rec.selection.peers.get(node_id) if rec.selection else None
     key = decision.public_key if decision else (entry.good.public_key if entry.good else None)
     wgpeer = rec.device.peers.get(key) if (rec.device and key) else None
+    if wgpeer is not None and rec.node_of_key.get(key, node_id) != node_id:
+        wgpeer = None         # a copied key: that WireGuard peer is the other node's, not this one's
     orig = helper.bmx.originators_cache.get(node_id) if hasattr(helper.bmx, "originators_cache") else None
     absent = rec.table.absent_since(now, node_id)
     reason = None
