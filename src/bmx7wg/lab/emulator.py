@@ -4,6 +4,7 @@ Run inside the node's network namespace:
 
     python3 -m bmx7wg.lab.emulator --runtime-dir DIR --key-file F --name NAME \
         [--dev DEV ...] [--sync-sms NAME ...] [--hop-delay S] [--purge-timeout S] [--ref-sms 0|2]
+        [--link-quality DEV=PERCENT[,DEV=PERCENT...]]
 
 It reproduces what ../shared/bmx7/README.md records about the real daemon, so a
 helper reading these files takes the same code path as on a router:
@@ -16,6 +17,11 @@ helper reading these files takes the same code path as on a router:
 - descriptions and OGMs travel as UDP over IPv6 link-local multicast on the real
   veths (port 6270), one configurable delay per hop, so a cut-off node really
   stops hearing the others;
+- path metrics: 999M/sqrt(hops) as the line capture showed, scaled by the worst
+  link quality (percent, per receiving device, default 100) along the path; OGMs
+  carry it, so a quality set on one node changes the metric every node behind
+  it derives. Settable at start (--link-quality) and at runtime
+  (`bmx7 -c linkQuality=DEV=PERCENT`); routes follow the best metric;
 - rcvdSms/<NODEID>:<name> on every node, the sender included; every new
   description deletes and rewrites all of the sender's files; a dead sender's
   files stay until the purge timeout; a (re)started node wipes its rcvdSms and
@@ -63,6 +69,24 @@ NONE = bmx7fmt.NONE
 
 def valid_sms_name(name: str) -> bool:
     return bool(SMS_NAME_RE.match(name)) and not name.startswith(".") and not name.endswith(".")
+
+
+def parse_link_quality(text: str) -> dict[str, int]:
+    """"DEV=PERCENT[,DEV=PERCENT...]" -> {dev: percent}; ValueError names the bad item."""
+    out: dict[str, int] = {}
+    for item in filter(None, (i.strip() for i in text.split(","))):
+        dev, sep, value = item.rpartition("=")
+        if not sep or not dev or not value.isdigit() or not 1 <= int(value) <= 100:
+            raise ValueError(f"link quality '{item}': want DEV=PERCENT with PERCENT 1..100")
+        out[dev] = int(value)
+    return out
+
+
+def path_metric(hops: int, quality: int = 100) -> int:
+    """bits/s: the hop-count metric of the real capture, scaled by the path's link quality (%)."""
+    if hops <= 0:
+        return bmx7fmt.SELF_METRIC
+    return bmx7fmt.metric_for_hops(hops) * quality // 100
 
 
 # ---------------------------------------------------------------- identity
@@ -172,11 +196,12 @@ class Route:
     """What we know about reaching one originator."""
 
     key: tuple = (-1, -1)                  # (descSqn, ogmSqn) of the freshest OGM
-    fwd_hops: int = 1 << 30                # hops we last forwarded `key` with
+    fwd_metric: int = -1                   # path metric we last forwarded `key` with
     last_fresh: float = 0.0                # when `key` last grew (lastRef, purge)
-    via: dict = field(default_factory=dict)  # link -> (hops, time) of its last OGM
+    via: dict = field(default_factory=dict)  # link -> (hops, time, quality it carried) of its last OGM
     best: tuple | None = None              # link (ifindex, ll) of the next hop, None = "---"
     hops: int = 0
+    quality: int = 100                     # worst link quality (%) along the chosen path
     last_req: float = 0.0
     ogm_sqn: int = 0
 
@@ -207,6 +232,7 @@ class Emulator:
         self.routes: dict[str, Route] = {}
         self.links: dict[tuple, Link] = {}
         self.devs: dict[str, int] = {}     # name -> ifindex
+        self.link_quality: dict[str, int] = dict(args.link_quality)   # dev -> percent (absent: 100)
         self.gen: dict[str, int] = {}      # rewrite generation per sender
         self.timers: list = []
         self.seq = itertools.count()
@@ -511,17 +537,20 @@ class Emulator:
         now = time.monotonic()
         key = (int(h["dsqn"]), int(h["osqn"]))
         hops = int(h["hops"]) + 1
+        q_in = int(h.get("q", 100))        # worst quality before our own link
+        quality = min(q_in, self._quality(link))
+        metric = path_metric(hops, quality)
         r = self.routes.get(origin)
         if r is None:
             r = self.routes[origin] = Route()
         if key > r.key:
-            r.key, r.fwd_hops, r.last_fresh, r.ogm_sqn = key, hops, now, key[1]
-            self._forward_ogm(h, hops)
-        elif key == r.key and hops < r.fwd_hops:
-            r.fwd_hops = hops
-            self._forward_ogm(h, hops)
+            r.key, r.fwd_metric, r.last_fresh, r.ogm_sqn = key, metric, now, key[1]
+            self._forward_ogm(h, hops, quality)
+        elif key == r.key and metric > r.fwd_metric:
+            r.fwd_metric = metric
+            self._forward_ogm(h, hops, quality)
         if key >= r.key:
-            r.via[link] = (hops, now)
+            r.via[link] = (hops, now, q_in)
         self._choose_route(origin, r)
         known = self.descs.get(origin)
         want = known is None or key[0] > known.dsqn
@@ -529,8 +558,12 @@ class Emulator:
             r.last_req = now
             self._send_to(link, pack({"t": "descreq", "from": self.node_id, "fname": self.name, "id": origin}))
 
-    def _forward_ogm(self, h: dict, hops: int) -> None:
-        fwd = dict(h, hops=hops)
+    def _quality(self, link) -> int:
+        dev = next((n for n, i in self.devs.items() if i == link[0]), None)
+        return self.link_quality.get(dev, 100)
+
+    def _forward_ogm(self, h: dict, hops: int, quality: int) -> None:
+        fwd = dict(h, hops=hops, q=quality)
         fwd["from"], fwd["fname"] = self.node_id, self.name
         self._send_all(pack(fwd))
 
@@ -539,14 +572,15 @@ class Emulator:
         window = 2.5 * self.a.ogm_interval + self.a.hop_delay
         live = {lk: hv for lk, hv in r.via.items() if lk in self.links and now - hv[1] <= window}
         if live:
-            best = min(live, key=lambda lk: (live[lk][0], lk != r.best, lk))
-            new = (best, live[best][0])
+            quality = {lk: min(hv[2], self._quality(lk)) for lk, hv in live.items()}
+            best = min(live, key=lambda lk: (-path_metric(live[lk][0], quality[lk]), lk != r.best, lk))
+            new = (best, live[best][0], quality[best])
         elif r.best in self.links:
-            new = (r.best, r.hops)           # a dead node behind a live link keeps its route
+            new = (r.best, r.hops, r.quality)   # a dead node behind a live link keeps its route
         else:
-            new = (None, r.hops)
-        if new != (r.best, r.hops):
-            r.best, r.hops = new
+            new = (None, r.hops, r.quality)
+        if new != (r.best, r.hops, r.quality):
+            r.best, r.hops, r.quality = new
             self.dirty.add(("orig", origin))
 
     def _check_timer(self) -> None:
@@ -675,6 +709,14 @@ class Emulator:
                 out.append(self.render(value, as_json=opt == "jshow"))
             elif arg in ("status", "originators", "links", "interfaces", "parameters"):
                 out.append(self.render(arg, as_json=False))
+            elif opt == "linkQuality":
+                try:
+                    self.link_quality.update(parse_link_quality(value))
+                except ValueError as exc:
+                    return 1, "".join(out), f"ERROR linkQuality: {exc}\n"
+                for origin, r in self.routes.items():
+                    self._choose_route(origin, r)
+                self.dirty.add("parameters")
             elif arg == "configReload":
                 pass
             else:
@@ -718,7 +760,7 @@ class Emulator:
             neighbor=any(lk.node_id == node_id for lk in self.links.values()),
             dev=link.dev if link else NONE, nb_node_id=link.node_id if link else NONE,
             nb_name=link.name if link else NONE, nb_local_ip=link.ll if link else "::",
-            hops=hops, metric=bmx7fmt.metric_for_hops(hops),
+            hops=hops, metric=path_metric(hops, r.quality if r and not own else 100),
             ogm_sqn=self.osqn if own else (r.ogm_sqn if r else 0),
             last_ref=int(now - (self.last_own_ogm if own else (r.last_fresh if r else now))),
             nbs=len(self.links), my_iid=self.iids.get(node_id, 0))
@@ -754,6 +796,7 @@ class Emulator:
         p += [("dev", dev, None) for dev in self.a.dev]
         p.append(("descSqnPath", os.path.abspath(self.sqn_path), None))
         p += [("syncSms", n, None) for n in self.sync_sms]
+        p += [("linkQuality", f"{dev}={q}", None) for dev, q in sorted(self.link_quality.items())]
         return p
 
     def _json_timer(self) -> None:
@@ -841,7 +884,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--restart-gap", type=float, default=1.0, help="same, after the sender restarted")
     p.add_argument("--port", type=int, default=PORT)
     p.add_argument("--no-addr", action="store_true", help="do not put primaryIp on the devices")
+    p.add_argument("--link-quality", action="append", default=[], metavar="DEV=PERCENT[,...]",
+                   help="quality (1..100 %%) of links heard on DEV: scales path metrics; repeatable")
     args = p.parse_args(argv)
+    try:
+        args.link_quality = {k: v for item in args.link_quality for k, v in parse_link_quality(item).items()}
+    except ValueError as exc:
+        p.error(f"--link-quality: {exc}")
     for name in args.sync_sms:
         if not valid_sms_name(name):
             p.error(f"--sync-sms: invalid sms name '{name}'")

@@ -356,6 +356,39 @@ class Lab:
         except UciError as exc:
             raise LabError(f"{name}: option '{option}': {exc}") from None
 
+    def add_section(self, name: str, section: str, stype: str, options: dict) -> None:
+        """Create (or replace) `config <stype> '<section>'` in the node's network config and
+        commit it, e.g. a policy rule: add_section("n1", "defroute", "bmx7wg_out", {...}).
+        A running helper applies it on reload_helper()."""
+        from bmx7wg.uciadapter import UciError, open_uci
+        store = open_uci(self.node(name)["confdir"], self.node(name)["savedir"])
+        try:
+            store.delete("network", section)
+            store.set("network", section, None, stype)
+            for option, value in options.items():
+                store.set("network", section, option, list(value) if isinstance(value, tuple) else value)
+            store.commit("network")
+        except UciError as exc:
+            raise LabError(f"{name}: section '{section}': {exc}") from None
+
+    def set_link_quality(self, name: str, neighbour: str, percent: int) -> None:
+        """Quality (1..100 %) of `name`'s end of its link to `neighbour` (emulator only): scales
+        the path metric of every originator `name` hears over that link, now and after restarts."""
+        if self.state.get("bmx7"):
+            raise LabError("link quality: only the emulator has this knob (use real bmx7's own options)")
+        edge = next((e for e in self.state["edges"] if {e[0], e[1]} == {name, neighbour}), None)
+        if edge is None:
+            raise LabError(f"no link between '{name}' and '{neighbour}'")
+        dev = edge[2] if edge[0] == name else edge[3]
+        with self._changing():
+            opts = self.node(name).setdefault("emulator", {})
+            quality = emulator.parse_link_quality(opts.get("link_quality", ""))
+            quality[dev] = percent
+            opts["link_quality"] = ",".join(f"{d}={q}" for d, q in sorted(quality.items()))
+        r = self.exec(name, ["bmx7", "-c", f"linkQuality={dev}={percent}"])
+        if r.returncode != 0:
+            raise LabError(f"{name}: linkQuality={dev}={percent}: {(r.stderr or r.stdout).strip()}")
+
     def _set_option_text(self, node: dict, option: str, value) -> None:
         path = os.path.join(node["confdir"], "network")
         with open(path) as f:
