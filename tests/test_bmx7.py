@@ -135,6 +135,21 @@ def test_originator_half_written_keeps_previous(steady):
     assert (o.metric, o.last_ref, o.reachable) == (0, 42, False)
 
 
+def test_originator_written_on_route_add_is_reachable(steady):
+    # Real bmx7 (json plugin route hook) writes a new route's file before it sets metric and
+    # hops: the new dev with metric "-1" and hops 0, until the next rewrite (up to 60 s later).
+    path = steady / "json" / "originators" / NODE_A
+    raw = json.loads(path.read_text())
+    raw["metric"], raw["hops"], raw["lastRef"] = "-1", 0, 0
+    path.write_text(json.dumps(raw))
+    o = Bmx7(steady).originators()[NODE_A]
+    assert (o.dev, o.metric, o.hops) == (raw["dev"], 0, 0)
+    assert o.reachable
+    raw["dev"] = "---"                                         # no next hop: not reachable
+    path.write_text(json.dumps(raw))
+    assert not Bmx7(steady).originators()[NODE_A].reachable
+
+
 def test_originator_deleted_is_dropped_from_cache(steady):
     path = steady / "json" / "originators" / NODE_A
     full = path.read_bytes()

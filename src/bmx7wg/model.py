@@ -42,7 +42,10 @@ class Originator:
 
     @property
     def reachable(self) -> bool:
-        return self.dev != "---" and self.metric > 0 and self.last_ref < 20
+        # Not the metric: real bmx7 writes this file when a route is added *before* it
+        # updates metric and hops, so a fresh route reads dev=<dev>, metric "-1", hops 0
+        # until the next description change or the periodic rewrite (jsonUpdateInterval, 60 s).
+        return self.dev != "---" and self.last_ref < 20
 
 
 @dataclass(frozen=True)
