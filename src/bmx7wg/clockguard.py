@@ -34,7 +34,7 @@ def record(path: str, now: float) -> None:
     os.makedirs(os.path.dirname(path) or ".", mode=0o700, exist_ok=True)
     tmp = f"{path}.tmp"
     with open(tmp, "w") as fh:
-        fh.write(f"{now:.0f}\n")
+        fh.write(f"{now:.3f}\n")     # not rounded: a restart within the same second is not "behind"
     os.replace(tmp, path)
 
 
