@@ -18,6 +18,16 @@ import sys
 DEFAULT_RUNTIME_DIR = "/var/run/bmx7"   # the lab rewrites this line per node
 
 
+def recv_all(sock) -> bytes:
+    """Everything the peer sends until it shuts its side (the emulator's end uses it too)."""
+    chunks = []
+    while True:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
+
+
 def parse(argv):
     runtime_dir = DEFAULT_RUNTIME_DIR
     commands = None
@@ -51,13 +61,7 @@ def main(argv=None):
     try:
         sock.sendall(json.dumps(commands).encode())
         sock.shutdown(socket.SHUT_WR)
-        raw = b""
-        while True:
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            raw += chunk
-        reply = json.loads(raw)
+        reply = json.loads(recv_all(sock))
     except (OSError, ValueError) as exc:
         sys.stderr.write(f"bmx7 (lab shim): no reply from '{path}': {exc}\n")
         return 1

@@ -56,6 +56,7 @@ import time
 from dataclasses import dataclass, field
 
 from . import bmx7fmt
+from .bmx7_client import recv_all
 
 SMS_NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,15}$")
 INLINE_SMS_MAX = 300          # refSms=0: 301 bytes is refused
@@ -670,12 +671,7 @@ class Emulator:
             conn.setblocking(True)
             conn.settimeout(2.0)
             try:
-                raw = b""
-                while True:
-                    chunk = conn.recv(65536)
-                    if not chunk:
-                        break
-                    raw += chunk
+                raw = recv_all(conn)
                 if not raw:
                     return                   # a liveness probe: connect and close
                 args = json.loads(raw)
