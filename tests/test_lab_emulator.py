@@ -129,16 +129,6 @@ def test_real_bmx7_command_line_keeps_the_facts_option_order():
         "syncSms=wgtun", "dev=v1-2", "dev=v1-3", "debug=0"]
 
 
-def test_uci_text_fallback_edits_one_section():
-    text = "config interface 'wgmesh'\n\toption proto 'bmx7wg'\n\toption mtu '1420'\n\nconfig other 'x'\n\toption mtu '9'\n"
-    out = mesh.edit_uci_option(text, "wgmesh", "mtu", None)
-    out = mesh.edit_uci_option(out, "wgmesh", "announce", ["10.0.0.0/24", "it's"])
-    assert out == ("config interface 'wgmesh'\n\toption proto 'bmx7wg'\n\tlist announce '10.0.0.0/24'\n"
-                   "\tlist announce 'it'\\''s'\n\nconfig other 'x'\n\toption mtu '9'\n")
-    with pytest.raises(netns.LabError):
-        mesh.edit_uci_option(text, "nope", "mtu", "1")
-
-
 def test_sms_reaches_every_node_byte_exact_with_per_hop_delay(line3):
     data = bytes(range(256)) * 4 + b"\0\xff end"
     t0 = time.monotonic()

@@ -29,6 +29,7 @@ import time
 from collections import deque
 from pathlib import Path
 
+from .. import uci
 from . import emulator, netns
 from .netns import LabError
 
@@ -91,35 +92,6 @@ def next_hops(names: list[str], links: list[tuple[str, str]]) -> dict[str, dict[
                     queue.append(nb)
         table[src] = first
     return table
-
-
-def _uci_quote(value) -> str:
-    return "'" + str(value).replace("'", "'\\''") + "'"
-
-
-def _uci_lines(option: str, value) -> list[str]:
-    if value is None:
-        return []
-    if isinstance(value, (list, tuple)):
-        return [f"\tlist {option} {_uci_quote(v)}" for v in value]
-    return [f"\toption {option} {_uci_quote(value)}"]
-
-
-def edit_uci_option(text: str, section: str, option: str, value) -> str:
-    """Set (value None: delete) one option of `config <type> '<section>'` in UCI text."""
-    lines = text.splitlines()
-    start = next((i for i, ln in enumerate(lines)
-                  if ln.split()[:1] == ["config"] and len(ln.split()) >= 3
-                  and ln.split()[2].strip("'\"") == section), None)
-    if start is None:
-        raise LabError(f"UCI: no section '{section}'")
-    end = next((i for i in range(start + 1, len(lines)) if lines[i].split()[:1] == ["config"]), len(lines))
-    body = [ln for ln in lines[start + 1:end]
-            if not (ln.split()[:1] in (["option"], ["list"]) and ln.split()[1:2] == [option])]
-    while body and not body[-1].strip():
-        body.pop()
-    new = lines[:start + 1] + body + _uci_lines(option, value) + [""] + lines[end:]
-    return "\n".join(new).rstrip("\n") + "\n"
 
 
 class Lab:
@@ -338,38 +310,35 @@ class Lab:
 
     # -------------------------------------------------------------- configuration
 
+    def _edit_network(self, name: str, what: str, change) -> None:
+        """Apply `change(store)` to the node's network config and commit, through our UCI layer."""
+        from bmx7wg.uciadapter import UciError, open_uci
+        store = open_uci(self.node(name)["confdir"], self.node(name)["savedir"])
+        try:
+            change(store)
+            store.commit("network")
+        except UciError as exc:
+            raise LabError(f"{name}: {what}: {exc}") from None
+
     def set_option(self, name: str, option: str, value) -> None:
-        """Set (None: delete) an option of the node's `config interface 'wgmesh'` and commit it,
-        through the project's UCI layer (uciadapter/uci.py) when present, else as plain text."""
-        node = self.node(name)
-        try:
-            from bmx7wg.uciadapter import UciError, open_uci
-        except ImportError:
-            return self._set_option_text(node, option, value)
-        store = open_uci(node["confdir"], node["savedir"])
-        try:
+        """Set (None: delete) an option of the node's `config interface 'wgmesh'` and commit it."""
+        def change(store):
             if value is None:
                 store.delete("network", IFACE, option)
             else:
                 store.set("network", IFACE, option, list(value) if isinstance(value, tuple) else value)
-            store.commit("network")
-        except UciError as exc:
-            raise LabError(f"{name}: option '{option}': {exc}") from None
+        self._edit_network(name, f"option '{option}'", change)
 
     def add_section(self, name: str, section: str, stype: str, options: dict) -> None:
         """Create (or replace) `config <stype> '<section>'` in the node's network config and
         commit it, e.g. a policy rule: add_section("n1", "defroute", "bmx7wg_out", {...}).
         A running helper applies it on reload_helper()."""
-        from bmx7wg.uciadapter import UciError, open_uci
-        store = open_uci(self.node(name)["confdir"], self.node(name)["savedir"])
-        try:
+        def change(store):
             store.delete("network", section)
             store.set("network", section, None, stype)
             for option, value in options.items():
                 store.set("network", section, option, list(value) if isinstance(value, tuple) else value)
-            store.commit("network")
-        except UciError as exc:
-            raise LabError(f"{name}: section '{section}': {exc}") from None
+        self._edit_network(name, f"section '{section}'", change)
 
     def set_link_quality(self, name: str, neighbour: str, percent: int) -> None:
         """Quality (1..100 %) of `name`'s end of its link to `neighbour` (emulator only): scales
@@ -388,15 +357,6 @@ class Lab:
         r = self.exec(name, ["bmx7", "-c", f"linkQuality={dev}={percent}"])
         if r.returncode != 0:
             raise LabError(f"{name}: linkQuality={dev}={percent}: {(r.stderr or r.stdout).strip()}")
-
-    def _set_option_text(self, node: dict, option: str, value) -> None:
-        path = os.path.join(node["confdir"], "network")
-        with open(path) as f:
-            text = edit_uci_option(f.read(), IFACE, option, value)
-        tmp = f"{path}.tmp{os.getpid()}"
-        with open(tmp, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
 
     # -------------------------------------------------------------- topology
 
@@ -573,11 +533,16 @@ def _prepare_node(lab: Lab, node: dict, uci_options: dict) -> None:
     options = {"proto": "bmx7wg", "ifname": node["ifname"], "bmx7_dir": node["runtime_dir"],
                "key_file": os.path.join(node["dir"], "etc", "bmx7wg", f"{IFACE}.key")}
     options.update(uci_options)
-    lines = [f"config interface '{IFACE}'"]
+    pkg = uci.parse(b"", "network")          # written the way `uci commit` writes it
+    pkg.set(IFACE, None, "interface")
     for opt, value in options.items():
-        lines += _uci_lines(opt, value)
+        if isinstance(value, (list, tuple)):
+            for item in value:
+                pkg.add_list(IFACE, opt, str(item))
+        elif value is not None:
+            pkg.set(IFACE, opt, str(value))
     with open(os.path.join(node["confdir"], "network"), "w") as f:
-        f.write("\n".join(lines) + "\n")
+        f.write(uci.commit_text(pkg))
     shim = os.path.join(node["bin"], "bmx7")
     if lab.state["bmx7"]:
         if os.path.lexists(shim):
