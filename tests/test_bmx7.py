@@ -445,3 +445,67 @@ def test_pid(steady):
     assert b.pid() == 733
     (steady / "pid").unlink()
     assert b.pid() is None
+
+
+# ---------------------------------------------------------------- reading only what changed
+
+def count_reads(monkeypatch):
+    reads = []
+    real = bmx7mod._slurp
+
+    def slurp(path):
+        reads.append(os.path.basename(path))
+        return real(path)
+
+    monkeypatch.setattr(bmx7mod, "_slurp", slurp)
+    return reads
+
+
+def test_received_reads_again_only_the_files_that_changed(steady, monkeypatch):
+    b = Bmx7(steady)
+    first = b.received("wgtun")
+    reads = count_reads(monkeypatch)
+    path = steady / "sms" / "rcvdSms" / f"{NODE_B}:wgtun"
+    same_size = bytes(len(first[NODE_B]))[:-1] + b"x"
+    with open(path, "r+b") as fh:              # in place, same size, same tick: stat may not tell
+        fh.write(same_size)
+    assert b.received("wgtun") == {**first, NODE_B: same_size}
+    assert reads == [f"{NODE_B}:wgtun"]
+    assert b.received("wgtun") == {**first, NODE_B: same_size} and len(reads) == 1
+
+
+def test_received_rcvd_dir_wiped_and_refilled(steady):
+    """bmx7 wipes rcvdSms when it restarts: the new directory is read as a whole."""
+    b = Bmx7(steady)
+    b.received("wgtun")
+    rcvd = steady / "sms" / "rcvdSms"
+    shutil.rmtree(rcvd)
+    assert b.received("wgtun") == {}
+    rcvd.mkdir()
+    (rcvd / f"{NODE_A}:wgtun").write_bytes(b"back")
+    assert b.received("wgtun") == {NODE_A: b"back"}
+    (rcvd / f"{NODE_C}:wgtun").write_bytes(b"new")
+    (rcvd / f"{NODE_A}:wgtun").unlink()
+    assert b.received("wgtun") == {NODE_C: b"new"}
+
+
+def test_originators_read_again_only_when_changed(steady, monkeypatch):
+    b = Bmx7(steady)
+    before = b.originators()
+    reads = count_reads(monkeypatch)
+    assert b.originators() == before and reads == []
+    path = steady / "json" / "originators" / NODE_C
+    raw = json.loads(path.read_text())
+    raw["lastRef"] = 33
+    path.write_text(json.dumps(raw))
+    after = b.originators()
+    assert reads == [NODE_C] and after[NODE_C].last_ref == 33
+    assert all(after[n] is before[n] for n in before if n != NODE_C)
+
+
+def test_without_inotify_stats_are_compared(steady, monkeypatch):
+    monkeypatch.setenv("BMX7WG_NO_INOTIFY", "1")
+    b = Bmx7(steady)
+    first = b.received("wgtun")
+    (steady / "sms" / "rcvdSms" / f"{NODE_B}:wgtun").write_bytes(b"changed")
+    assert b.received("wgtun") == {**first, NODE_B: b"changed"}

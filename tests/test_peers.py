@@ -66,3 +66,92 @@ def test_own_node_skipped():
     t = PeerTable(hold_down=10)
     t.update(0, {OWN: raw(pub())}, {}, OWN)
     assert t.adverts() == {}
+
+
+# ---------------------------------------------------------------- incremental update
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+NODES = ["%056X" % i for i in range(1, 6)]
+KEYS = ["%s=" % (chr(65 + i) * 42 + "E") for i in range(3)]
+
+
+class WholeTable:
+    """The table as first written: every update walks every node (the reference)."""
+
+    def __init__(self, hold_down):
+        self.hold_down, self.nodes = hold_down, {}
+
+    def update(self, now, received, originators, own_id):
+        changed = False
+        for entry in self.nodes.values():
+            entry["present"] = False
+        for node_id, data in received.items():
+            if node_id == own_id:
+                continue
+            entry = self.nodes.setdefault(node_id, {"raw": b"", "good": None, "error": None,
+                                                    "last_seen": 0.0, "present": False})
+            if data != entry["raw"]:
+                entry["raw"], changed = data, True
+                try:
+                    entry["good"], entry["error"] = advert.decode(data), None
+                except advert.AdvertError as exc:
+                    entry["error"] = str(exc)
+            orig = originators.get(node_id)
+            if orig is None or orig.reachable:
+                entry["last_seen"], entry["present"] = now, True
+        for node_id in list(self.nodes):
+            if now - self.nodes[node_id]["last_seen"] > self.hold_down:
+                del self.nodes[node_id]
+                changed = True
+        return changed
+
+
+def view(table, now):
+    ads = table.adverts()
+    return {nid: (e.raw, e.good, e.error, e.present, table.absent_since(now, nid),
+                  ads[nid] if isinstance(ads[nid], Advert) else str(ads[nid]))
+            for nid, e in table.nodes.items()}
+
+
+def reference_view(ref, now):
+    return {nid: (e["raw"], e["good"], e["error"], e["present"],
+                  None if e["present"] else now - e["last_seen"],
+                  e["good"] if e["good"] is not None else (e["error"] or "no advert"))
+            for nid, e in ref.nodes.items()}
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(
+    st.lists(st.tuples(st.sampled_from(NODES + [OWN]),
+                       st.sampled_from(["advert", "advert", "other port", "junk", "gone"])), max_size=3),
+    st.lists(st.tuples(st.sampled_from(NODES), st.sampled_from(["up", "down", "stale", "unknown"])), max_size=2),
+    st.sampled_from([0.0, 0.5, 3.0, 7.0, 11.0])), min_size=1, max_size=25), st.booleans())
+def test_incremental_update_equals_whole_table(steps, hinted):
+    """Same adverts, presence and hold-down clocks whether the caller names the changed nodes,
+    lets the table find them, or the table walks everything as it first did."""
+    ref, table = WholeTable(10), PeerTable(hold_down=10)
+    received, origs, now = {}, {}, 0.0
+    for files, orig_changes, dt in steps:
+        touched = set()
+        for nid, what in files:
+            touched.add(nid)
+            if what == "gone":
+                received.pop(nid, None)
+            else:
+                received[nid] = {"advert": raw(KEYS[0]), "other port": raw(KEYS[1], port=1),
+                                 "junk": b"\xb7\x77\x10junk"}[what]
+        for nid, what in orig_changes:
+            touched.add(nid)
+            if what == "unknown":
+                origs.pop(nid, None)
+            else:
+                origs[nid] = orig(nid, last_ref=30 if what == "stale" else 0,
+                                  dev="---" if what == "down" else "veth0")
+        now += dt
+        want = ref.update(now, dict(received), dict(origs), OWN)
+        got = table.update(now, dict(received), dict(origs), OWN, changed=touched if hinted else None)
+        assert view(table, now) == reference_view(ref, now)
+        if not hinted:
+            assert got == want

@@ -4,6 +4,10 @@ bmx7 deletes and rewrites a sender's sms files on every new description, wipes r
 when it restarts, and keeps a dead node's files for ~70 s. So a missing file means
 nothing by itself: a node counts as gone only after it has been absent (or unreachable)
 for the whole hold-down time, and a node that comes back inside it is never touched.
+
+An update costs what changed, not the table size: the caller may name the node ids whose
+sms bytes or originator changed since the previous update, and only nodes that are absent
+have a clock running.
 """
 
 from __future__ import annotations
@@ -14,51 +18,90 @@ from . import advert
 from .model import Advert, Originator
 
 
-@dataclass
+@dataclass(slots=True)
 class Advertiser:
     node_id: str
     raw: bytes = b""
     good: Advert | None = None            # last advert that decoded; kept through bad ones
     error: str | None = None              # why the latest raw bytes were rejected
-    last_seen: float = 0.0                # last time file present and node reachable
+    last_seen: float = 0.0                # while absent: the last update that saw it present
     first_seen: float = 0.0
-    present: bool = False                 # in the latest update
+    present: bool = False                 # in the latest update: file there, node reachable
+    shown: Advert | advert.AdvertError | None = None   # what adverts() gives the policy
 
 
 @dataclass
 class PeerTable:
     hold_down: float
     nodes: dict[str, Advertiser] = field(default_factory=dict)
+    changed_ids: set[str] = field(default_factory=set)    # adverts() entries the last update changed
+    _absent: set[str] = field(default_factory=set)
+    _last_update: float = 0.0
 
-    def update(self, now: float, received: dict[str, bytes],
-               originators: dict[str, Originator], own_id: str | None) -> bool:
-        """Feed the current rcvdSms view; return True if any decoded advert changed."""
-        changed = False
-        for entry in self.nodes.values():
-            entry.present = False
-        for node_id, raw in received.items():
+    def update(self, now: float, received: dict[str, bytes], originators: dict[str, Originator],
+               own_id: str | None, changed: set[str] | None = None) -> bool:
+        """Feed the current rcvdSms view; return True if any decoded advert changed.
+
+        `changed`: node ids whose received bytes or originator may differ from the previous
+        update (None: look at all of them). The result is the same either way.
+        """
+        self.changed_ids = set()
+        raw_changed = False
+        for node_id in (received.keys() | self.nodes.keys()) if changed is None else changed:
             if node_id == own_id:
                 continue
+            raw = received.get(node_id)
             entry = self.nodes.get(node_id)
+            if raw is None:
+                if entry is not None and entry.present:
+                    self._gone(entry)
+                continue
             if entry is None:
                 entry = self.nodes[node_id] = Advertiser(node_id, first_seen=now)
+                self._absent.add(node_id)
+                self._show(entry)
             if raw != entry.raw:
                 entry.raw = raw
-                changed = True
-                try:
-                    entry.good, entry.error = advert.decode(raw), None
-                except advert.AdvertError as exc:
-                    # A broken advert never removes what the node advertised before.
-                    entry.error = str(exc)
+                raw_changed = True
+                self._decode(entry)
             orig = originators.get(node_id)
             # Unknown to json/originators yet (files race): trust the file for now.
             if orig is None or orig.reachable:
-                entry.last_seen, entry.present = now, True
-        for node_id in list(self.nodes):
-            if now - self.nodes[node_id].last_seen > self.hold_down:
-                del self.nodes[node_id]
-                changed = True
-        return changed
+                if not entry.present:
+                    entry.present = True
+                    self._absent.discard(node_id)
+            elif entry.present:
+                self._gone(entry)
+        for node_id in [n for n in self._absent if now - self.nodes[n].last_seen > self.hold_down]:
+            del self.nodes[node_id]
+            self._absent.discard(node_id)
+            self.changed_ids.add(node_id)
+        self._last_update = now
+        return raw_changed or bool(self.changed_ids)
+
+    def _gone(self, entry: Advertiser) -> None:
+        """Present until the previous update: its hold-down clock starts from then."""
+        entry.present, entry.last_seen = False, self._last_update
+        self._absent.add(entry.node_id)
+
+    def _decode(self, entry: Advertiser) -> None:
+        try:
+            entry.good, entry.error = advert.decode(entry.raw), None
+        except advert.AdvertError as exc:
+            # A broken advert never removes what the node advertised before.
+            entry.error = str(exc)
+        self._show(entry)
+
+    def _show(self, entry: Advertiser) -> None:
+        if entry.good is not None:
+            shown = entry.good
+        elif isinstance(entry.shown, advert.AdvertError) and str(entry.shown) == entry.error:
+            shown = entry.shown
+        else:
+            shown = advert.AdvertError(entry.error or "no advert")
+        if shown is not entry.shown:
+            entry.shown = shown
+            self.changed_ids.add(entry.node_id)
 
     def absent_since(self, now: float, node_id: str) -> float | None:
         """Seconds a node has been missing, None if it is present right now."""
@@ -68,6 +111,6 @@ class PeerTable:
         return now - entry.last_seen
 
     def adverts(self) -> dict[str, Advert | advert.AdvertError]:
-        """Input for the policy: last good advert per live node, or why it has none."""
-        return {nid: (e.good if e.good is not None else advert.AdvertError(e.error or "no advert"))
-                for nid, e in self.nodes.items()}
+        """Input for the policy: last good advert per live node, or why it has none. The
+        objects stay the same while a node's advert does (the policy relies on that)."""
+        return {nid: e.shown for nid, e in self.nodes.items()}

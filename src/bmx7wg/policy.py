@@ -20,6 +20,7 @@ from __future__ import annotations
 import bisect
 import ipaddress
 import re
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -223,14 +224,15 @@ class PolicyContext:
     bmx7_prefix: ipaddress.IPv6Network = BMX7_PREFIX
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Route:
     network: str
     table: int | None = None
     metric: int | None = None
+    net: IPNetwork | None = field(default=None, compare=False, repr=False)   # `network` parsed
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PeerDecision:
     """What one advertising node gets. Only `accepted` decisions carry allowed-ips."""
 
@@ -280,77 +282,165 @@ class Selection:
 # ---------------------------------------------------------------------------- selection
 
 def select(ctx: PolicyContext, adverts: Mapping[str, Advert | Exception]) -> Selection:
-    """Decide every advertiser's allowed-ips. Deterministic; no I/O."""
-    run = _Run(ctx)
-    for node_id in sorted(adverts):
-        if node_id != ctx.own_node_id:
-            run.admit(node_id, adverts[node_id])
-    run.arbitrate_keys()
-    for node in run.accepted_nodes():
-        run.offer_entries(node)
-    run.choose_holders()
-    return run.result()
+    """Decide every advertiser's allowed-ips from scratch. Deterministic; no I/O."""
+    return Policy().select(ctx, adverts)
 
 
-def _short(node_id: str) -> str:
-    return node_id[:address.SHORT_ID_HEX]
+class Policy:
+    """`select` with memory, for a caller that passes each result back as `ctx.previous`.
+
+    The daemon calls the policy on every event, and an event changes one or two nodes.
+    So the work is kept per node (admission, entry checks), per public key and per prefix
+    (arbitration), and a call redoes only what the changed inputs touch:
+
+    - a node whose advert or originator standing changed is admitted and judged again;
+    - a key is arbitrated again when its claimants or its proof changed;
+    - a prefix is arbitrated again when one of its offers changed, when the incumbent
+      flags the previous result implies differ from the ones it was arbitrated with (a
+      holder chosen at the previous instant gets its hysteresis bonus once time moves
+      on), and, when a rule restricts overlapping, when a covering prefix was;
+    - an endpoint (any originator's primaryIp) appearing or going away re-judges the
+      entries covering it.
+
+    Any other call (the first, another `previous`, `now` going backwards, changed rules,
+    local addresses or networks, prefixes, allowlist or own key) starts from scratch.
+    Either way the result equals `select(ctx, adverts)` with the same previous Selection
+    (tests/test_policy_incremental.py checks that on random histories).
+    """
+
+    def __init__(self):
+        self._reset(None)
+
+    def select(self, ctx: PolicyContext, adverts: Mapping[str, Advert | Exception],
+               changed: set[str] | None = None) -> Selection:
+        """Like `select`. `changed`: the node ids whose advert or originator may differ from
+        the previous call (None: compare them all); unused when starting from scratch."""
+        env_key = _Env.key_of(ctx)
+        last = self.last
+        if last is None or ctx.previous is not last or ctx.now < last.now or env_key != self.env_key:
+            self._reset(env_key, _Env(ctx))
+            changed = None
+        return _Step(self, ctx, adverts, changed).run()
+
+    def _reset(self, env_key, env: _Env | None = None) -> None:
+        self.env_key, self.env = env_key, env
+        self.last: Selection | None = None
+        self.touched: set[str] | None = None           # decisions the last call rebuilt; None: all
+        self.nodes: dict[str, _Node] = {}
+        self.origs: dict[str, Originator] = {}          # as the last call saw them
+        self.endpoints = _Endpoints()
+        self.key_claims: dict[str, set[str]] = {}       # key -> admitted nodes advertising it
+        self.proven: Mapping[str, str] = {}
+        self.prefixes: dict[str, _Prefix] = {}
+        self.present: dict[tuple, str] = {}            # (version, prefixlen, address) -> prefix with offers
+        self.plens: dict[int, dict[int, int]] = {4: {}, 6: {}}        # lengths in `present`
+        self.net_users: dict[tuple, set[str]] = {}     # (version, prefixlen, address) -> nodes that judged it
+        self.user_plens: dict[int, dict[int, int]] = {4: {}, 6: {}}   # lengths in `net_users`
+        self.conflicts: dict[tuple[str, str], Conflict] = {}
+        self.ips: dict[str, tuple] = {}                # primaryIp text -> (ip, its text) or ()
+        # prefixes arbitrated with incumbent flags other than the ones the last result
+        # implies for a next call at the same instant / at a later one
+        self.recheck_same: set[str] = set()
+        self.recheck_later: set[str] = set()
 
 
-class _Safety:
-    """Prefixes that would route the tunnel into itself or steal local traffic."""
+class _Env:
+    """What the context fixes for a whole run of calls, pre-digested into integers."""
+
+    @staticmethod
+    def key_of(ctx: PolicyContext) -> tuple:
+        return (ctx.own_node_id, ctx.auto_prefix, ctx.rules, ctx.allow_nodes, ctx.local_networks,
+                ctx.local_addresses, ctx.own_public_key, ctx.bmx7_prefix)
 
     def __init__(self, ctx: PolicyContext):
+        self.own_node_id = ctx.own_node_id
+        self.allow_nodes = ctx.allow_nodes
+        self.own_public_key = ctx.own_public_key
+        self.auto_prefix = address.parse_prefix(ctx.auto_prefix)
+        self.auto_span = _span(self.auto_prefix)
+        # as address.derive: the prefix, then the nodeId's leading bits as the host part
+        self.auto_shift = address.NODE_ID_HEX * 4 - (128 - self.auto_prefix.prefixlen)
         self.bmx7_prefix = ipaddress.ip_network(ctx.bmx7_prefix)
-        self.local_networks = tuple(ipaddress.ip_network(n, strict=False) for n in ctx.local_networks)
-        endpoints = []
-        for orig in ctx.originators.values():
-            ip = _ip_or_none(orig.primary_ip)
-            if ip is not None:
-                endpoints.append(ip)
-        self.endpoints = _AddressIndex(endpoints)
-        self.local_addresses = _AddressIndex(
-            ipaddress.ip_interface(a).ip for a in ctx.local_addresses)
-        self._verdicts: dict = {}
+        self.bmx7_span = _span(self.bmx7_prefix)
+        self.local_networks = tuple((_span(n), str(n)) for n in
+                                    (ipaddress.ip_network(n, strict=False) for n in ctx.local_networks))
+        self.local_addresses = _AddressIndex(ipaddress.ip_interface(a).ip for a in ctx.local_addresses)
+        self.rule_spans = tuple((_span(r.network), r) for r in ctx.rules)
+        self.restricted = any(not (r.allow_overlapping_prefix and r.break_overlapping_prefix)
+                              for r in ctx.rules)
 
-    def problem(self, net: IPNetwork) -> str | None:
-        if net not in self._verdicts:      # many nodes offer the same networks
-            self._verdicts[net] = self._check(net)
-        return self._verdicts[net]
+    def own_address(self, node_id: str) -> int:
+        return self.auto_span[1] | (int(node_id, 16) >> self.auto_shift)
 
-    def _check(self, net: IPNetwork) -> str | None:
-        for reserved in RESERVED:
-            if reserved.version == net.version and net.subnet_of(reserved):
-                return f"reserved range {reserved}"
-        if net.version == self.bmx7_prefix.version and net.overlaps(self.bmx7_prefix):
-            return f"overlaps the bmx7 prefix {self.bmx7_prefix}"
-        endpoint = self.endpoints.inside(net)
-        if endpoint is not None:
-            return f"covers peer endpoint {endpoint}"
-        local = self.local_addresses.inside(net)
-        if local is not None:
-            return f"covers local address {local}"
-        for local_net in self.local_networks:
-            if local_net.version == net.version and net.subnet_of(local_net):
-                return f"inside local network {local_net}"
-        return None
+    def trusted(self, node_id: str, name: str | None) -> bool:
+        return not self.allow_nodes or any(_names_node(e, node_id, name) for e in self.allow_nodes)
+
+
+def _span(net: IPNetwork) -> tuple[int, int, int]:
+    """(version, first, last address): containment tests on integers, no ipaddress objects."""
+    lo = int(net.network_address)
+    return net.version, lo, lo | ((1 << (net.max_prefixlen - net.prefixlen)) - 1)
+
+
+def _inside(inner: tuple, outer: tuple) -> bool:
+    return inner[0] == outer[0] and outer[1] <= inner[1] and inner[2] <= outer[2]
+
+
+def _overlap(a: tuple, b: tuple) -> bool:
+    return a[0] == b[0] and a[1] <= b[2] and b[1] <= a[2]
+
+
+_RESERVED_SPANS = tuple((_span(r), str(r)) for r in RESERVED)
 
 
 class _AddressIndex:
-    """Sorted addresses per IP version: "is any of them inside this network?" in O(log n)."""
+    """Sorted addresses per IP version: "is any of them inside this span?" in O(log n)."""
 
-    def __init__(self, ips):
+    def __init__(self, ips=()):
         self.by_version: dict[int, list[int]] = {4: [], 6: []}
         for ip in ips:
             self.by_version[ip.version].append(int(ip))
         for values in self.by_version.values():
             values.sort()
 
-    def inside(self, net: IPNetwork):
-        values = self.by_version[net.version]
-        i = bisect.bisect_left(values, int(net.network_address))
-        if i < len(values) and values[i] <= int(net.broadcast_address):
-            return (ipaddress.IPv6Address if net.version == 6 else ipaddress.IPv4Address)(values[i])
+    def inside(self, span: tuple):
+        values = self.by_version[span[0]]
+        i = bisect.bisect_left(values, span[1])
+        if i < len(values) and values[i] <= span[2]:
+            return (ipaddress.IPv6Address if span[0] == 6 else ipaddress.IPv4Address)(values[i])
         return None
+
+
+class _Endpoints(_AddressIndex):
+    """Every originator's primaryIp (the peer endpoints), updated one node at a time."""
+
+    def __init__(self):
+        super().__init__()
+        self.of: dict[str, tuple[int, int]] = {}      # node_id -> (version, address)
+        self.count: dict[tuple[int, int], int] = {}   # two nodes may claim one address
+
+    def set(self, node_id: str, ip: tuple[int, int] | None, touched: list) -> None:
+        """Record node_id's endpoint; addresses that appear or vanish go to `touched`."""
+        old = self.of.pop(node_id, None)
+        if ip is not None:
+            self.of[node_id] = ip
+        if old == ip:
+            return
+        if old is not None:
+            if self.count[old] > 1:
+                self.count[old] -= 1
+            else:
+                del self.count[old]
+                values = self.by_version[old[0]]
+                del values[bisect.bisect_left(values, old[1])]
+                touched.append(old)
+        if ip is not None:
+            if ip in self.count:
+                self.count[ip] += 1
+            else:
+                self.count[ip] = 1
+                bisect.insort(self.by_version[ip[0]], ip[1])
+                touched.append(ip)
 
 
 def _ip_or_none(text):
@@ -360,33 +450,153 @@ def _ip_or_none(text):
         return None
 
 
-@dataclass
+def _parse_ip(text) -> tuple:
+    """ipaddress.ip_address(text) as (version, address, str()), or () when it refuses.
+
+    inet_pton first: it accepts a subset of what ipaddress does (no scope, no other
+    spellings) with the same value, at a tenth of the cost; anything it refuses goes to
+    ipaddress itself.
+    """
+    if isinstance(text, str):
+        for version, family in ((4, socket.AF_INET), (6, socket.AF_INET6)):
+            try:
+                value = int.from_bytes(socket.inet_pton(family, text), "big")
+            except (OSError, ValueError):
+                continue
+            return version, value, _ip_text(version, value)
+    ip = _ip_or_none(text)
+    return () if ip is None else (ip.version, int(ip), str(ip))
+
+
+def _ip_text(version: int, value: int) -> str:
+    """str() of the ipaddress object, without building it (see _FAST_TEXT)."""
+    if version == 4:
+        return "%d.%d.%d.%d" % (value >> 24, value >> 16 & 255, value >> 8 & 255, value & 255)
+    if not _FAST_TEXT or value >> 32 == 0xFFFF:   # IPv4-mapped: Python versions print it apart
+        return str(ipaddress.IPv6Address(value))
+    groups = (value >> 112, value >> 96 & 0xFFFF, value >> 80 & 0xFFFF, value >> 64 & 0xFFFF,
+              value >> 48 & 0xFFFF, value >> 32 & 0xFFFF, value >> 16 & 0xFFFF, value & 0xFFFF)
+    best = best_len = run = 0
+    for i, group in enumerate(groups):           # the longest run of zero groups, first on ties
+        if group:
+            run = 0
+        else:
+            run += 1
+            if run > best_len:
+                best, best_len = i - run + 1, run
+    if best_len < 2:
+        return "%x:%x:%x:%x:%x:%x:%x:%x" % groups
+    return (":".join(["%x" % g for g in groups[:best]]) + "::"
+            + ":".join(["%x" % g for g in groups[best + best_len:]]))
+
+
+def _net_text(net: IPNetwork, span: tuple) -> str:
+    """str(net)."""
+    return f"{_ip_text(span[0], span[1])}/{net.prefixlen}"
+
+
+_FAST_TEXT = True
+_FAST_TEXT = all(_ip_text(6, v) == str(ipaddress.IPv6Address(v)) for v in (   # this Python agrees
+    0, 1, 1 << 127, 0xFD770000000000000000000000000001, 0x20010DB8000000010000000000000000,
+    0x00010000000000000000000000000001, 0xFD77000000010000000000010000FFFF,
+    0xFFFF0000FFFF0000FFFF0000FFFF0000, (1 << 128) - 1))
+
+
+def _standing(orig: Originator | None) -> tuple | None:
+    """All the policy reads from an originator."""
+    return None if orig is None else (orig.name, orig.primary_ip, orig.metric, orig.reachable)
+
+
 class _Node:
-    """Working record of one advertiser during a run."""
+    """One advertiser: admission and entry checks, kept while its inputs stay the same."""
 
-    node_id: str
-    name: str | None
-    status: str = ACCEPTED
-    reason: str | None = None
-    advert: Advert | None = None
-    endpoint: str | None = None
-    score_metric: int = 0
-    rejected: list = field(default_factory=list)     # (network, reason)
+    __slots__ = ("node_id", "advert_in", "orig_in", "standing", "name", "status", "reason",
+                 "advert", "endpoint", "score_metric", "judged", "judged_for", "key",
+                 "key_reason", "offers")
+
+    def __init__(self, node_id: str):
+        self.node_id = node_id
+        self.judged: tuple[_Entry, ...] = ()   # the advert's entries, checked (accepted nodes)
+        self.judged_for = None                 # (advert, name) they were checked for
+        self.key: str | None = None            # the key it claims (admitted nodes only)
+        self.key_reason: str | None = None     # lost the key to another node
+        self.offers: dict[str, _Offer] = {}    # prefix -> offer taking part in arbitration
+
+    def admit(self, env: _Env, adv, orig: Originator | None, ip_of) -> None:
+        """Whole-advert checks: well-formed, trusted, known to bmx7."""
+        self.advert_in, self.orig_in, self.standing = adv, orig, _standing(orig)
+        self.name = orig.name if orig else None
+        self.advert, self.endpoint, self.score_metric = None, None, 0
+        self.status, self.reason = ACCEPTED, _advert_problem(env, self.node_id, adv)
+        if self.reason is None and not env.trusted(self.node_id, self.name):
+            self.reason = R_NOT_ALLOWED
+        if self.reason is not None:
+            self.status = REJECTED
+            return
+        self.advert = adv
+        found = ip_of(orig.primary_ip) if orig else ()
+        if not found:
+            self.status, self.reason = PENDING, R_NO_ORIGINATOR
+            return
+        self.endpoint = f"[{found[2]}]:{adv.port}" if found[0] == 6 else f"{found[2]}:{adv.port}"
+        self.score_metric = max(0, int(orig.metric)) if orig.reachable else 0
+
+    @property
+    def accepted(self) -> bool:
+        return self.status == ACCEPTED and self.key_reason is None
 
 
-@dataclass
+def _advert_problem(env: _Env, node_id: str, adv) -> str | None:
+    if not address.is_node_id(node_id):
+        return R_BAD_NODE_ID
+    if isinstance(adv, Exception):   # advert.AdvertError from decode(): its reason as is
+        text = str(getattr(adv, "reason", None) or adv).strip()
+        return text.splitlines()[0] if text else R_MALFORMED
+    if not isinstance(adv, Advert):
+        return R_MALFORMED
+    if adv.version != ADVERT_VERSION:
+        return f"unsupported advert version {adv.version}"
+    if not isinstance(adv.public_key, str) or not KEY_RE.match(adv.public_key) \
+            or adv.public_key == ZERO_KEY:
+        return R_BAD_KEY
+    if isinstance(adv.port, bool) or not isinstance(adv.port, int) or not 1 <= adv.port <= 65535:
+        return f"bad port {adv.port!r}"
+    entries = (*adv.addresses, *adv.networks)
+    if not all(isinstance(e, (ipaddress.IPv4Network, ipaddress.IPv6Network)) for e in entries):
+        return R_MALFORMED
+    if env.own_public_key and adv.public_key == env.own_public_key:
+        return R_OWN_KEY
+    return None
+
+
+class _Entry:
+    """One advert entry of an accepted node, checked: an offer (reason None) or refused."""
+
+    __slots__ = ("net", "span", "key", "prefix", "source", "rule", "reason")
+
+    def __init__(self, net, span, key, prefix, source, rule, reason):
+        self.net, self.span, self.key, self.prefix = net, span, key, prefix   # key: (version, plen, address)
+        self.source, self.rule, self.reason = source, rule, reason
+
+
 class _Offer:
     """One node's claim on one prefix, ranked against other nodes' claims."""
 
-    net: IPNetwork
-    prefix: str
-    node_id: str
-    source: str                    # "address" or "network" (the advert list it came from)
-    rule: Rule | None              # None: the node's own verified tunnel address
-    score: int                     # path metric x rating
-    since: float                   # first seen offering it
-    incumbent: bool
-    suppressed_by: str | None = None
+    __slots__ = ("entry", "node_id", "score", "route", "since", "incumbent", "suppressed_by")
+
+    def __init__(self, entry: _Entry, node_id: str, score: int):
+        self.entry, self.node_id, self.score = entry, node_id, score
+        rule = entry.rule
+        self.route = Route(entry.prefix, rule.table if rule else None, rule.metric if rule else None,
+                           entry.net)
+        self.since = 0.0
+        self.incumbent = False
+        self.suppressed_by: str | None = None
+
+    net = property(lambda self: self.entry.net)
+    prefix = property(lambda self: self.entry.prefix)
+    rule = property(lambda self: self.entry.rule)
+    source = property(lambda self: self.entry.source)
 
     @property
     def hysteresis(self) -> int:
@@ -405,123 +615,222 @@ class _Offer:
         return (-self.standing, self.since, self.node_id)
 
 
-class _Run:
-    def __init__(self, ctx: PolicyContext):
-        self.ctx = ctx
-        self.prev = ctx.previous
-        self.now = ctx.now
-        self.auto_prefix = address.parse_prefix(ctx.auto_prefix)
-        self.safety = _Safety(ctx)
-        self.nodes: dict[str, _Node] = {}
-        self.offers: dict[str, list[_Offer]] = {}
+class _Prefix:
+    """The offers of one prefix, and the outcome of their arbitration."""
+
+    __slots__ = ("offers", "holder", "since")
+
+    def __init__(self):
+        self.offers: dict[str, _Offer] = {}      # node_id -> offer
+        self.holder: _Offer | None = None
+        self.since = 0.0                         # holder_since
+
+
+class _Step:
+    """One call of Policy.select: bring the caches up to date, then build the Selection."""
+
+    def __init__(self, pol: Policy, ctx: PolicyContext, adverts: Mapping, changed):
+        self.pol, self.ctx, self.adverts, self.changed = pol, ctx, adverts, changed
+        self.env: _Env = pol.env
+        self.prev, self.now = ctx.previous, ctx.now
+        self.scratch = pol.last is None           # nothing cached: every node is new
+        self.verdicts: dict = {}                  # net -> safety problem, for this call
+        self.rules_for: dict = {}                 # net -> matching rules, for this call
+        self.dirty_nodes: set[str] = set()        # decisions to build again
+        self.sync_nodes: set[str] = set()         # offers to align with the judged entries
+        self.dirty_keys: set[str] = set()
+        self.dirty_prefixes: set[str] = set()
+        self.gone_claims: list[tuple[str, str]] = []       # (prefix, node) no longer offered
+        self.gone_key_claims: list[tuple[str, str]] = []   # (key, node) no longer claimed
         self.key_since: dict[tuple[str, str], float] = {}
-        self.conflicts: set[Conflict] = set()
-        self.holders: dict[str, _Offer] = {}
-        self.rules_for: dict = {}
 
-    # -- whole adverts -------------------------------------------------------------------
-    def admit(self, node_id: str, adv) -> None:
-        orig = self.ctx.originators.get(node_id)
-        node = self.nodes[node_id] = _Node(node_id, orig.name if orig else None)
-        reason = self._advert_problem(node_id, adv)
-        if reason is None and not self._trusted(node_id, node.name):
-            reason = R_NOT_ALLOWED
-        if reason is not None:
-            node.status, node.reason = REJECTED, reason
-            return
-        node.advert = adv
-        endpoint_ip = _ip_or_none(orig.primary_ip) if orig else None
-        if endpoint_ip is None:
-            node.status, node.reason = PENDING, R_NO_ORIGINATOR
-            return
-        node.endpoint = (f"[{endpoint_ip}]:{adv.port}" if endpoint_ip.version == 6
-                         else f"{endpoint_ip}:{adv.port}")
-        node.score_metric = max(0, int(orig.metric)) if orig.reachable else 0
+    def run(self) -> Selection:
+        self.update_originators()
+        self.update_nodes()
+        self.update_keys()
+        self.update_offers()
+        self.update_holders()
+        return self.result()
 
-    def _advert_problem(self, node_id: str, adv) -> str | None:
-        if not address.is_node_id(node_id):
-            return R_BAD_NODE_ID
-        if isinstance(adv, Exception):   # advert.AdvertError from decode(): its reason as is
-            text = str(getattr(adv, "reason", None) or adv).strip()
-            return text.splitlines()[0] if text else R_MALFORMED
-        if not isinstance(adv, Advert):
-            return R_MALFORMED
-        if adv.version != ADVERT_VERSION:
-            return f"unsupported advert version {adv.version}"
-        if not isinstance(adv.public_key, str) or not KEY_RE.match(adv.public_key) \
-                or adv.public_key == ZERO_KEY:
-            return R_BAD_KEY
-        if isinstance(adv.port, bool) or not isinstance(adv.port, int) or not 1 <= adv.port <= 65535:
-            return f"bad port {adv.port!r}"
-        entries = (*adv.addresses, *adv.networks)
-        if not all(isinstance(e, (ipaddress.IPv4Network, ipaddress.IPv6Network)) for e in entries):
-            return R_MALFORMED
-        if self.ctx.own_public_key and adv.public_key == self.ctx.own_public_key:
-            return R_OWN_KEY
-        return None
+    # -- inputs --------------------------------------------------------------------------
+    def update_originators(self) -> None:
+        """Endpoints come from every originator; entries covering one that moved are judged
+        again."""
+        pol, origs, touched = self.pol, self.ctx.originators, []
+        if self.changed is None:
+            seen, added = pol.origs, 0
+            for node_id, orig in origs.items():
+                old = seen.get(node_id)
+                if orig is not old and (old is None or orig.primary_ip != old.primary_ip):
+                    added += old is None
+                    pol.endpoints.set(node_id, self.endpoint_of(orig), touched)
+            if len(seen) + added != len(origs):          # some went away
+                for node_id in seen.keys() - origs.keys():
+                    pol.endpoints.set(node_id, None, touched)
+            pol.origs = dict(origs)
+        else:
+            for node_id in self.changed:
+                orig, old = origs.get(node_id), pol.origs.get(node_id)
+                if orig is old:
+                    continue
+                if old is None or orig is None or orig.primary_ip != old.primary_ip:
+                    pol.endpoints.set(node_id, self.endpoint_of(orig), touched)
+                if orig is None:
+                    del pol.origs[node_id]
+                else:
+                    pol.origs[node_id] = orig
+        for version, ip in touched:
+            bits = 32 if version == 4 else 128
+            for plen in pol.user_plens[version]:
+                users = pol.net_users.get((version, plen, ip >> (bits - plen) << (bits - plen)))
+                for node_id in users or ():
+                    pol.nodes[node_id].judged_for = None     # its entries: check them again
+                    self.dirty_nodes.add(node_id)
 
-    def _trusted(self, node_id: str, name: str | None) -> bool:
-        return not self.ctx.allow_nodes or any(
-            _names_node(entry, node_id, name) for entry in self.ctx.allow_nodes)
+    def ip_of(self, text) -> tuple:
+        """(version, address, canonical text), or () if `text` is no address; worked out once
+        per distinct primaryIp."""
+        ips = self.pol.ips
+        found = ips.get(text) if isinstance(text, str) else None
+        if found is None:
+            if len(ips) > 2 * len(self.ctx.originators) + 64:
+                ips.clear()                       # primaryIps no originator has any more
+            found = _parse_ip(text)
+            if isinstance(text, str):
+                ips[text] = found
+        return found
 
-    def accepted_nodes(self) -> list[_Node]:
-        return [n for n in self.nodes.values() if n.status == ACCEPTED]
+    def endpoint_of(self, orig: Originator | None) -> tuple[int, int] | None:
+        found = self.ip_of(orig.primary_ip) if orig is not None else ()
+        return found[:2] if found else None
 
-    # -- keys ------------------------------------------------------------------------------
-    def arbitrate_keys(self) -> None:
-        """One key, one node: proven holder, then older claim, then lowest nodeId."""
-        by_key: dict[str, list[str]] = {}
-        for node in self.accepted_nodes():
-            key = node.advert.public_key
-            by_key.setdefault(key, []).append(node.node_id)
-            self.key_since[(key, node.node_id)] = self._since(self.prev.key_since if self.prev else {},
-                                                              (key, node.node_id))
-        for key, claimants in by_key.items():
-            if len(claimants) < 2:
+    def update_nodes(self) -> None:
+        pol, adverts, origs = self.pol, self.adverts, self.ctx.originators
+        nodes = pol.nodes
+        if self.changed is not None:
+            ids = self.changed | self.dirty_nodes
+        else:
+            ids = {n for n, adv in adverts.items()
+                   if (node := nodes.get(n)) is None or node.advert_in is not adv
+                   or node.orig_in is not origs.get(n)}
+            ids.update(n for n in nodes if n not in adverts)
+            ids |= self.dirty_nodes
+        for node_id in ids:
+            node = nodes.get(node_id)
+            if node_id not in adverts or node_id == self.env.own_node_id:
+                if node is not None:
+                    self.drop_node(node)
                 continue
-            proven = self.ctx.proven_keys.get(key)
-            ranked = sorted(claimants, key=lambda n: (n != proven, self.key_since[(key, n)], n))
-            winner, runner_up = ranked[0], ranked[1]
-            for loser in ranked[1:]:
-                node = self.nodes[loser]
-                node.status, node.reason = REJECTED, f"key already used by node {_short(winner)}"
-            if winner == proven:
-                why = "proven by handshake"
-            elif self.key_since[(key, winner)] < self.key_since[(key, runner_up)]:
-                why = "older claim"
-            else:
-                why = "lower nodeId"
-            self.conflicts.add(Conflict("key", key, winner, tuple(sorted(ranked[1:])), why))
+            adv, orig = adverts[node_id], origs.get(node_id)
+            if node is None:
+                node = nodes[node_id] = _Node(node_id)
+            elif node.advert_in is adv and (node.judged_for is not None or node.status != ACCEPTED):
+                if node.orig_in is orig:
+                    continue
+                if node.standing == _standing(orig):
+                    node.orig_in = orig               # lastRef ticked: nothing the policy reads
+                    continue
+            old_key = node.key
+            node.admit(self.env, adv, orig, self.ip_of)
+            node.key = node.advert.public_key if node.status == ACCEPTED else None
+            if node.key != old_key:
+                self.move_claim(node, old_key)
+            if node.status != ACCEPTED:
+                self.unjudge(node)
+            elif node.judged_for != (adv, node.name):
+                self.judge(node)
+            self.dirty_nodes.add(node_id)
+            self.sync_nodes.add(node_id)
+
+    def drop_node(self, node: _Node) -> None:
+        old_key, node.key, node.status = node.key, None, REJECTED
+        if old_key is not None:
+            self.move_claim(node, old_key)
+        self.unjudge(node)
+        self.sync_nodes.add(node.node_id)
+        self.dirty_nodes.add(node.node_id)
+
+    def move_claim(self, node: _Node, old: str | None) -> None:
+        claims = self.pol.key_claims
+        if old is not None:
+            claims[old].discard(node.node_id)
+            if not claims[old]:
+                del claims[old]
+            self.dirty_keys.add(old)
+            self.gone_key_claims.append((old, node.node_id))
+        if node.key is not None:
+            claims.setdefault(node.key, set()).add(node.node_id)
+            self.dirty_keys.add(node.key)
+        elif node.key_reason is not None:
+            node.key_reason = None
 
     # -- entries ---------------------------------------------------------------------------
-    def offer_entries(self, node: _Node) -> None:
-        own_address = address.auto_address(node.node_id, self.auto_prefix)
-        counted = 0
-        for net, source in _entries(node.advert):
-            own = net.version == 6 and net.prefixlen == 128 and net.network_address == own_address
-            if not own:
-                counted += 1
-                if counted > MAX_NETWORKS:
-                    node.rejected.append((net, R_TOO_MANY))
+    def judge(self, node: _Node) -> None:
+        """Check every entry of an accepted node's advert: safety, own address, rules."""
+        self.unjudge(node)
+        own_address = self.env.own_address(node.node_id)
+        judged, counted, seen = [], 0, set()
+        for source, nets in (("address", node.advert.addresses), ("network", node.advert.networks)):
+            for net in nets:                     # in advert order, each prefix once
+                plen = net.prefixlen
+                span = _span(net)
+                key = (span[0], plen, span[1])
+                if key in seen:
                     continue
-            rule, reason = self._judge(node, net, source, own)
-            if reason is not None:
-                node.rejected.append((net, reason))
+                seen.add(key)
+                own = span[0] == 6 and plen == 128 and span[1] == own_address
+                if not own:
+                    counted += 1
+                    if counted > MAX_NETWORKS:
+                        judged.append(_Entry(net, span, key, None, source, None, R_TOO_MANY))
+                        continue
+                rule, reason = self._judge(node, net, span, key, source, own)
+                judged.append(_Entry(net, span, key, _net_text(net, span) if reason is None else None,
+                                     "address" if own else source, rule, reason))
+        node.judged, node.judged_for = tuple(judged), (node.advert, node.name)
+        users, plens = self.pol.net_users, self.pol.user_plens
+        for entry in node.judged:
+            key = entry.key
+            if key in users:
+                users[key].add(node.node_id)
             else:
-                self._add_offer(node, net, "address" if own else source, rule)
+                users[key] = {node.node_id}
+                plens[key[0]][key[1]] = plens[key[0]].get(key[1], 0) + 1
 
-    def _judge(self, node: _Node, net: IPNetwork, source: str, own: bool):
+    def unjudge(self, node: _Node) -> None:
+        users, plens = self.pol.net_users, self.pol.user_plens
+        for entry in node.judged:
+            key = entry.key
+            holders = users[key]
+            holders.discard(node.node_id)
+            if not holders:
+                del users[key]
+                counts = plens[key[0]]
+                counts[key[1]] -= 1
+                if not counts[key[1]]:
+                    del counts[key[1]]
+        node.judged, node.judged_for = (), None
+
+    def _judge(self, node: _Node, net: IPNetwork, span: tuple, key: tuple, source: str, own: bool):
         """(rule, None) if the entry may compete for its prefix, else (None, reason)."""
-        problem = self.safety.problem(net)
+        problem = self.verdicts.get(key, False)
+        if problem is False:                     # many nodes offer the same networks
+            problem = self.verdicts[key] = self._safety(span)
         if problem is not None:
             return None, problem
         if own:
             return None, None
-        if net.version == 6 and net.overlaps(self.auto_prefix):
-            if net.subnet_of(self.auto_prefix):
+        env = self.env
+        if span[0] == 6 and _overlap(span, env.auto_span):
+            if _inside(span, env.auto_span):
                 return None, R_NOT_DERIVED
-            return None, f"overlaps the tunnel address prefix {self.auto_prefix}"
-        matching = self._matching_rules(net)
+            return None, f"overlaps the tunnel address prefix {env.auto_prefix}"
+        matching = self.rules_for.get(key)
+        if matching is None:
+            plen = net.prefixlen
+            matching = self.rules_for[key] = [
+                rule for rule_span, rule in env.rule_spans
+                if _inside(span, rule_span) and rule.min_prefix_len <= plen <= rule.max_prefix_len]
         allowed = [r for r in matching if r.allows_node(node.node_id, node.name)]
         if allowed:
             return max(allowed, key=lambda r: r.rating), None   # max keeps the first on ties
@@ -529,118 +838,294 @@ class _Run:
             return None, R_NOT_DERIVED
         return None, (R_NOT_FROM_NODE if matching else R_OUTSIDE_RULES)
 
-    def _matching_rules(self, net: IPNetwork) -> list[Rule]:
-        if net not in self.rules_for:
-            self.rules_for[net] = [r for r in self.ctx.rules if r.matches_network(net)]
-        return self.rules_for[net]
+    def _safety(self, span: tuple) -> str | None:
+        """Prefixes that would route the tunnel into itself or steal local traffic."""
+        for reserved, text in _RESERVED_SPANS:
+            if _inside(span, reserved):
+                return f"reserved range {text}"
+        env = self.env
+        if _overlap(span, env.bmx7_span):
+            return f"overlaps the bmx7 prefix {env.bmx7_prefix}"
+        endpoint = self.pol.endpoints.inside(span)
+        if endpoint is not None:
+            return f"covers peer endpoint {endpoint}"
+        local = env.local_addresses.inside(span)
+        if local is not None:
+            return f"covers local address {local}"
+        for local_span, text in env.local_networks:
+            if _inside(span, local_span):
+                return f"inside local network {text}"
+        return None
 
-    def _add_offer(self, node: _Node, net: IPNetwork, source: str, rule: Rule | None) -> None:
-        prefix = str(net)
-        rating = rule.rating if rule else DEFAULT_RATING
-        incumbent = bool(self.prev and self.prev.holders.get(prefix) == node.node_id
-                         and self.prev.holder_since.get(prefix, self.now) < self.now)
-        since = self._since(self.prev.claimed_since if self.prev else {}, (prefix, node.node_id))
-        offer = _Offer(net, prefix, node.node_id, source, rule, node.score_metric * rating,
-                       since, incumbent)
-        self.offers.setdefault(prefix, []).append(offer)
+    # -- keys ------------------------------------------------------------------------------
+    def update_keys(self) -> None:
+        """One key, one node: proven holder, then older claim, then lowest nodeId."""
+        pol, proven, now = self.pol, self.ctx.proven_keys, self.now
+        if proven is not pol.proven:
+            if not self.scratch:
+                self.dirty_keys.update(k for k, v in proven.items() if pol.proven.get(k) != v)
+                self.dirty_keys.update(k for k in pol.proven if k not in proven)
+            pol.proven = proven
+        prev_since = self.prev.key_since if self.prev else {}
+        for key in pol.key_claims if self.scratch else self.dirty_keys:
+            pol.conflicts.pop(("key", key), None)
+            claimants = pol.key_claims.get(key, ())
+            for node_id in claimants:
+                self.key_since[(key, node_id)] = min(prev_since.get((key, node_id), now), now)
+            ranked = list(claimants)
+            if len(ranked) > 1:
+                proven_by = proven.get(key)
+                ranked.sort(key=lambda n: (n != proven_by, self.key_since[(key, n)], n))
+                winner, runner_up = ranked[0], ranked[1]
+                if winner == proven_by:
+                    why = "proven by handshake"
+                elif self.key_since[(key, winner)] < self.key_since[(key, runner_up)]:
+                    why = "older claim"
+                else:
+                    why = "lower nodeId"
+                pol.conflicts[("key", key)] = Conflict("key", key, winner, tuple(sorted(ranked[1:])), why)
+            for i, node_id in enumerate(ranked):
+                reason = f"key already used by node {_short(ranked[0])}" if i else None
+                node = pol.nodes[node_id]
+                if node.key_reason != reason:
+                    node.key_reason = reason
+                    self.sync_nodes.add(node_id)
+                    self.dirty_nodes.add(node_id)
 
-    def _since(self, previous: Mapping, claim) -> float:
-        return min(previous.get(claim, self.now), self.now)
+    # -- offers ----------------------------------------------------------------------------
+    def update_offers(self) -> None:
+        """Put each changed node's acceptable entries into (or out of) their prefixes."""
+        pol = self.pol
+        for node_id in self.sync_nodes:
+            node = pol.nodes[node_id]
+            have, want = node.offers, {}
+            if node.accepted:
+                for entry in node.judged:
+                    if entry.reason is not None:
+                        continue
+                    score = node.score_metric * (entry.rule.rating if entry.rule else DEFAULT_RATING)
+                    old = have.get(entry.prefix)
+                    if old is not None and old.entry.net == entry.net and old.score == score \
+                            and old.entry.source == entry.source and old.entry.rule is entry.rule:
+                        want[entry.prefix] = old     # the same claim: keep it as it is
+                    else:
+                        want[entry.prefix] = _Offer(entry, node_id, score)
+            for prefix, offer in have.items():
+                if want.get(prefix) is not offer:
+                    self.withdraw(offer)
+            for prefix, offer in want.items():
+                if have.get(prefix) is not offer:
+                    self.place(offer)
+            node.offers = want
+            if node_id not in self.adverts or node_id == self.env.own_node_id:
+                del pol.nodes[node_id]
 
-    # -- holders -----------------------------------------------------------------------------
-    def choose_holders(self) -> None:
-        self._suppress_overlaps()
-        for prefix, offers in self.offers.items():
-            live = sorted((o for o in offers if o.suppressed_by is None), key=_Offer.rank)
-            if not live:
+    def place(self, offer: _Offer) -> None:
+        pol, prefix = self.pol, offer.prefix
+        entry = pol.prefixes.get(prefix)
+        if entry is None:
+            entry = pol.prefixes[prefix] = _Prefix()
+            key = offer.entry.key
+            pol.present[key] = prefix
+            pol.plens[key[0]][key[1]] = pol.plens[key[0]].get(key[1], 0) + 1
+        entry.offers[offer.node_id] = offer
+        self.dirty_prefixes.add(prefix)
+
+    def withdraw(self, offer: _Offer) -> None:
+        pol, prefix = self.pol, offer.prefix
+        entry = pol.prefixes[prefix]
+        del entry.offers[offer.node_id]
+        self.dirty_prefixes.add(prefix)
+        self.gone_claims.append((prefix, offer.node_id))
+        if not entry.offers:
+            del pol.prefixes[prefix]
+            key = offer.entry.key
+            del pol.present[key]
+            counts = pol.plens[key[0]]
+            counts[key[1]] -= 1
+            if not counts[key[1]]:
+                del counts[key[1]]
+
+    # -- holders ---------------------------------------------------------------------------
+    def update_holders(self) -> None:
+        """Exactly one holder per arbitrated prefix: standing, then older claim, then nodeId."""
+        pol, prev, now = self.pol, self.prev, self.now
+        if self.scratch:
+            dirty = set(pol.prefixes)
+            recheck_later = set()
+        else:
+            dirty = self.dirty_prefixes
+            later = now > pol.last.now
+            dirty |= pol.recheck_later if later else pol.recheck_same
+            if self.env.restricted and dirty:
+                dirty |= self._covered_by(dirty)
+            recheck_later = set() if later else pol.recheck_later - dirty
+        recheck_same = set()
+        self.arbitrated = dirty
+        prev_holders = prev.holders if prev else {}
+        prev_holder_since = prev.holder_since if prev else {}
+        prev_claimed = prev.claimed_since if prev else {}
+        entries = [pol.prefixes[p] for p in dirty if p in pol.prefixes]
+        for entry in entries:
+            for offer in entry.offers.values():
+                prefix = offer.prefix
+                offer.incumbent = (prev_holders.get(prefix) == offer.node_id
+                                   and prev_holder_since.get(prefix, now) < now)
+                offer.since = min(prev_claimed.get((prefix, offer.node_id), now), now)
+                offer.suppressed_by = None
+        if self.env.restricted:
+            self._suppress_overlaps(entries)
+        for prefix in dirty:
+            pol.conflicts.pop(("prefix", prefix), None)
+        restricted = self.env.restricted
+        for prefix in dirty:
+            entry = pol.prefixes.get(prefix)
+            if entry is None:
                 continue
-            winner = self.holders[prefix] = live[0]
-            for loser in live[1:]:
-                self.nodes[loser.node_id].rejected.append(
-                    (loser.net, f"held by node {_short(winner.node_id)} with better standing"))
-            if len(live) > 1:
-                self.conflicts.add(Conflict("prefix", prefix, winner.node_id,
-                                            tuple(sorted(o.node_id for o in live[1:])),
-                                            _decided_by(winner, live[1])))
-        for offers in self.offers.values():
-            for offer in offers:
-                if offer.suppressed_by is not None:
-                    self.nodes[offer.node_id].rejected.append((offer.net, offer.suppressed_by))
+            before = entry.holder
+            live = sorted((o for o in entry.offers.values() if o.suppressed_by is None), key=_Offer.rank)
+            winner = entry.holder = live[0] if live else None
+            if winner is not None:
+                kept = prev_holders.get(prefix) == winner.node_id
+                entry.since = min(prev_holder_since.get(prefix, now), now) if kept else now
+                if len(live) > 1:
+                    pol.conflicts[("prefix", prefix)] = Conflict(
+                        "prefix", prefix, winner.node_id, tuple(sorted(o.node_id for o in live[1:])),
+                        _decided_by(winner, live[1]))
+            if len(entry.offers) > 1 or restricted and not _inert(winner):
+                # the flags a next call would use: the holder's bonus, once its since is past
+                flagged = {o.node_id for o in entry.offers.values() if o.incumbent}
+                holder = {winner.node_id} if winner is not None else set()
+                if flagged != holder:
+                    recheck_later.add(prefix)
+                if flagged != (holder if entry.since < now else set()):
+                    recheck_same.add(prefix)
+            if winner is not before or len(entry.offers) > 1 or restricted:
+                self.dirty_nodes.update(entry.offers)
+        pol.recheck_same, pol.recheck_later = recheck_same, recheck_later
 
-    def _suppress_overlaps(self) -> None:
+    def _covered_by(self, prefixes: set[str]) -> set[str]:
+        """Prefixes with offers strictly inside one of `prefixes` (their overlap check reads
+        the covering offers)."""
+        pol = self.pol
+        spans = {_span(ipaddress.ip_network(p)) for p in prefixes}
+        return {prefix for prefix, entry in pol.prefixes.items()
+                if any(_inside(span, s) and span != s
+                       for span in (next(iter(entry.offers.values())).entry.span,) for s in spans)}
+
+    def _suppress_overlaps(self, entries: list[_Prefix]) -> None:
         """bmx7's allowOverlappingPrefix/breakOverlappingPrefix: a more specific offer gives way
         to a covering offer with better standing unless the covering offer's rule allows
         overlapping and its own rule allows breaking. Compared with every covering offer,
         not only holders, so the outcome needs no iteration and has no order."""
-        restricted = any(not (r.allow_overlapping_prefix and r.break_overlapping_prefix)
-                         for r in self.ctx.rules)
-        if not restricted:
-            return
-        present = {_net_key(offers[0].net): prefix for prefix, offers in self.offers.items()}
-        # per covering prefix: its strongest offer, and its strongest that forbids overlapping
-        best = {prefix: (max(offers, key=_Offer.standing.fget),
-                         max((o for o in offers if not o.allows_overlap), key=_Offer.standing.fget,
-                             default=None))
-                for prefix, offers in self.offers.items()}
-        for offers in self.offers.values():
-            covers = _covering_prefixes(offers[0].net, present)
-            for offer in offers:
+        pol, best = self.pol, {}
+
+        def strongest(prefix: str):
+            if prefix not in best:
+                # in nodeId order: max() keeps the lowest nodeId among equal standings
+                offers = [o for _, o in sorted(pol.prefixes[prefix].offers.items())]
+                best[prefix] = (max(offers, key=_Offer.standing.fget),
+                                max((o for o in offers if not o.allows_overlap),
+                                    key=_Offer.standing.fget, default=None))
+            return best[prefix]
+
+        for entry in entries:
+            covers = None
+            for offer in entry.offers.values():
                 if offer.rule is None:
                     continue
+                if covers is None:
+                    covers = _covering_prefixes(offer.net, pol.present, pol.plens)
                 for cover in covers:
-                    strongest = best[cover][0 if not offer.rule.break_overlapping_prefix else 1]
-                    if strongest is not None and strongest.standing > offer.standing:
-                        offer.suppressed_by = (f"overlaps {cover} from node {_short(strongest.node_id)} "
+                    top = strongest(cover)[0 if not offer.rule.break_overlapping_prefix else 1]
+                    if top is not None and top.standing > offer.standing:
+                        offer.suppressed_by = (f"overlaps {cover} from node {_short(top.node_id)} "
                                                "with better standing")
                         break
 
     # -- result ------------------------------------------------------------------------------
     def result(self) -> Selection:
-        won: dict[str, list[_Offer]] = {}
-        for offer in self.holders.values():
-            won.setdefault(offer.node_id, []).append(offer)
-        peers = {nid: self._decision(node, won.get(nid, [])) for nid, node in sorted(self.nodes.items())}
-        holder_since = {}
-        for prefix, offer in self.holders.items():
-            kept = self.prev and self.prev.holders.get(prefix) == offer.node_id
-            holder_since[prefix] = min(self.prev.holder_since.get(prefix, self.now), self.now) \
-                if kept else self.now
-        claimed = {(o.prefix, o.node_id): o.since for offers in self.offers.values() for o in offers}
-        conflicts = frozenset(self.conflicts)
-        old = self.prev.conflicts if self.prev else frozenset()
-        return Selection(
-            now=self.now, peers=peers,
-            holders={p: o.node_id for p, o in sorted(self.holders.items())},
-            holder_since=dict(sorted(holder_since.items())),
-            claimed_since=dict(sorted(claimed.items())), key_since=dict(sorted(self.key_since.items())),
-            conflicts=conflicts, new_conflicts=tuple(sorted(conflicts - old)))
+        pol, prev, now = self.pol, self.prev, self.now
+        if self.scratch:
+            peers, holders, holder_since, claimed, key_since = {}, {}, {}, {}, {}
+        else:
+            peers, holders, holder_since = dict(prev.peers), dict(prev.holders), dict(prev.holder_since)
+            claimed, key_since = dict(prev.claimed_since), dict(prev.key_since)
+            for claim in self.gone_claims:
+                claimed.pop(claim, None)
+            for claim in self.gone_key_claims:
+                key_since.pop(claim, None)
+        for prefix in self.arbitrated:
+            entry = pol.prefixes.get(prefix)
+            if entry is None or entry.holder is None:
+                holders.pop(prefix, None)
+                holder_since.pop(prefix, None)
+            else:
+                holders[prefix], holder_since[prefix] = entry.holder.node_id, entry.since
+            for offer in entry.offers.values() if entry is not None else ():
+                claimed[(prefix, offer.node_id)] = offer.since
+        key_since.update(self.key_since)
+        for node_id in self.dirty_nodes:
+            node = pol.nodes.get(node_id)
+            if node is None:
+                peers.pop(node_id, None)
+            else:
+                peers[node_id] = self._decision(node)
+        if self.scratch:
+            peers, holders = dict(sorted(peers.items())), dict(sorted(holders.items()))
+            holder_since, claimed = dict(sorted(holder_since.items())), dict(sorted(claimed.items()))
+            key_since = dict(sorted(key_since.items()))
+        conflicts = frozenset(pol.conflicts.values())
+        old = prev.conflicts if prev else frozenset()
+        pol.touched = None if self.scratch else self.dirty_nodes
+        pol.last = Selection(now=now, peers=peers, holders=holders, holder_since=holder_since,
+                             claimed_since=claimed, key_since=key_since, conflicts=conflicts,
+                             new_conflicts=tuple(sorted(conflicts - old)))
+        return pol.last
 
-    def _decision(self, node: _Node, won: list[_Offer]) -> PeerDecision:
-        won = sorted(won, key=lambda o: _net_order(o.net))
-        addresses = tuple(o.prefix for o in won if o.source == "address")
-        networks = tuple(o.prefix for o in won if o.source == "network")
-        routes = tuple(Route(o.prefix, o.rule.table if o.rule else None, o.rule.metric if o.rule else None)
-                       for o in won)
+    def _decision(self, node: _Node) -> PeerDecision:
+        status, reason = node.status, node.reason
+        if status == ACCEPTED and node.key_reason is not None:
+            status, reason = REJECTED, node.key_reason
+        won, rejected = [], []
+        if status == ACCEPTED:
+            rejected = [(entry, entry.reason) for entry in node.judged if entry.reason is not None]
+        prefixes = self.pol.prefixes
+        for offer in node.offers.values():
+            holder = prefixes[offer.entry.prefix].holder
+            if holder is offer:
+                won.append(offer)
+            elif offer.suppressed_by is not None:
+                rejected.append((offer.entry, offer.suppressed_by))
+            else:
+                rejected.append((offer.entry, f"held by node {_short(holder.node_id)} with better standing"))
+        if len(won) > 1:
+            won.sort(key=lambda o: _entry_order(o.entry))
+        allowed = tuple([o.entry.prefix for o in won])
+        addresses = tuple([o.entry.prefix for o in won if o.entry.source == "address"])
+        networks = tuple([o.entry.prefix for o in won if o.entry.source == "network"])
+        if len(rejected) > 1:
+            rejected.sort(key=lambda r: (_entry_order(r[0]), r[1]))
         adv = node.advert
         return PeerDecision(
             node_id=node.node_id, short_id=_short(node.node_id), name=node.name,
-            status=node.status, reason=node.reason,
+            status=status, reason=reason,
             public_key=adv.public_key if adv is not None else None,
-            endpoint=node.endpoint if node.status == ACCEPTED else None,
-            addresses=addresses, accepted_networks=networks,
-            allowed_ips=tuple(o.prefix for o in won), routes=routes,
-            rejected=tuple((str(net), why) for net, why in
-                           sorted(node.rejected, key=lambda r: (_net_order(r[0]), r[1]))))
+            endpoint=node.endpoint if status == ACCEPTED else None,
+            # one tuple object where they are equal (the usual peer: one address)
+            addresses=allowed if len(addresses) == len(allowed) else addresses,
+            accepted_networks=allowed if len(networks) == len(allowed) else networks,
+            allowed_ips=allowed, routes=tuple([o.route for o in won]),
+            rejected=tuple([(_net_text(entry.net, entry.span), why) for entry, why in rejected]))
 
 
-def _entries(adv: Advert):
-    """(network, source) in advert order, each prefix once."""
-    seen = set()
-    for source, nets in (("address", adv.addresses), ("network", adv.networks)):
-        for net in nets:
-            if net not in seen:
-                seen.add(net)
-                yield net, source
+def _entry_order(entry: _Entry) -> tuple:
+    """Networks in address order: (version, address, prefix length)."""
+    return (entry.key[0], entry.key[2], entry.key[1])
+
+
+def _short(node_id: str) -> str:
+    return node_id[:address.SHORT_ID_HEX]
 
 
 def _names_node(entry: str, node_id: str, name: str | None) -> bool:
@@ -648,6 +1133,12 @@ def _names_node(entry: str, node_id: str, name: str | None) -> bool:
     if _HEX_ID_RE.match(entry) and node_id.startswith(entry.upper()):
         return True
     return name is not None and entry == name
+
+
+def _inert(offer: _Offer | None) -> bool:
+    """A lone offer whose standing no overlap check reads: never suppressed (no rule), and a
+    host prefix covers nothing. Its incumbent flag cannot change any outcome."""
+    return offer is not None and offer.rule is None and offer.net.prefixlen == offer.net.max_prefixlen
 
 
 def _decided_by(winner: _Offer, runner_up: _Offer) -> str:
@@ -658,21 +1149,13 @@ def _decided_by(winner: _Offer, runner_up: _Offer) -> str:
     return "lower nodeId"
 
 
-def _net_key(net: IPNetwork):
-    return (net.version, net.prefixlen, int(net.network_address))
-
-
-def _covering_prefixes(net: IPNetwork, present: dict) -> list[str]:
-    """Prefixes in `present` (keyed by _net_key) strictly covering net, longest first."""
+def _covering_prefixes(net: IPNetwork, present: dict, plens: dict) -> list[str]:
+    """Prefixes in `present` (keyed by _Entry.key) strictly covering net, longest first."""
     bits, addr = net.max_prefixlen, int(net.network_address)
     found = []
-    for plen in range(net.prefixlen - 1, -1, -1):
+    for plen in sorted((p for p in plens[net.version] if p < net.prefixlen), reverse=True):
         shift = bits - plen
         prefix = present.get((net.version, plen, addr >> shift << shift))
         if prefix is not None:
             found.append(prefix)
     return found
-
-
-def _net_order(net: IPNetwork):
-    return (net.version, int(net.network_address), net.prefixlen)

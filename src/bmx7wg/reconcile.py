@@ -3,10 +3,17 @@
 Kept free of the event loop so the daemon, the tests and the benchmark drive the same code.
 The device model is cached between steps (a full `wg show dump` per event would cost more
 than the write itself on big meshes); the daemon refreshes it from the kernel periodically.
+
+A step costs what changed, not the mesh size: the nodes whose sms bytes or originator
+changed (found by identity: bmx7.py hands back the same objects for unchanged files) go
+to the peer table and the policy as hints, the policy says which decisions it rebuilt,
+and only those peers and routes are updated and planned. A refreshed device model, a
+reload or a new key fall back to comparing everything.
 """
 
 from __future__ import annotations
 
+import gc
 import ipaddress
 import logging
 import time
@@ -35,19 +42,27 @@ class Reconciler:
         self.own_public_key: str | None = None
         self.local_addresses: tuple = ()      # own tunnel addresses + primaryIp: never routed into the tunnel
         self.table = PeerTable(cfg.hold_down)
+        self.policy = policy.Policy()
         self.device: DeviceState | None = None
         self.owned: set[str] = set()
         self.selection = None
         self.local_networks = local_networks
-        self.node_of_key: dict[str, str] = {}
+        self.node_of_key: dict[str, str] = {}          # desired peer -> its node
         self.node_of_key_before: dict[str, str] = {}   # keys of removed peers -> their node
         self.routes: frozenset = frozenset()
-        self.inputs_seen: tuple | None = None  # what the last selection was computed from
         self.force = True                      # config/key changed: recompute even if inputs did not
-        self.replan = True                     # device re-read: diff it against `desired` again
+        self.replan = True                     # device re-read: diff all of it against `desired` again
         self.desired: dict[str, PeerSpec] = {}
         self.known_originators: dict[str, Originator] = {}
         self.kernel_peers: dict[str, PeerState] = {}   # as WireGuard last reported them (not our cache)
+        self._received: dict[str, bytes] = {}          # the last step's inputs, to find what changed
+        self._originators: dict[str, Originator] = {}
+        self._own: NodeInfo | None = None
+        self._pending: set[str] = set()                # changed since the policy last ran
+        self._plan_keys: set[str] = set()              # peers changed since the last plan
+        self._route_count: dict[tuple, int] = {}       # route -> number of decisions asking for it
+        self._proofs = _Proofs()
+        self._ip_cache: dict[str, object] = {}
 
     def refresh_device(self) -> DeviceState | None:
         self.device = self.backend.dump(self.cfg.ifname)
@@ -55,13 +70,14 @@ class Reconciler:
         self.replan = True      # the kernel's view may differ from our cache: compare again
         return self.device
 
-    def context(self, own: NodeInfo, originators: dict[str, Originator], now: float):
+    def context(self, own: NodeInfo, originators: dict[str, Originator], now: float,
+                proven: dict[str, str] | None = None):
         return policy.PolicyContext(
             own_node_id=own.node_id, auto_prefix=self.cfg.auto_prefix, rules=self.cfg.rules,
             allow_nodes=self.cfg.allow_nodes, local_networks=self.local_networks,
             local_addresses=self.local_addresses + (own.primary_ip,), originators=originators,
             previous=self.selection, now=now, own_public_key=self.own_public_key,
-            proven_keys=self.proven_keys())
+            proven_keys=self.proven_keys() if proven is None else proven)
 
     def proven_keys(self, wall_now: float | None = None) -> dict[str, str]:
         """{public key: nodeId} for keys a node proved it holds: WireGuard has a live session
@@ -73,106 +89,277 @@ class Reconciler:
         with the endpoints we asked for."""
         now = time.time() if wall_now is None else wall_now
         node_at = {}
+        if not any(p.latest_handshake and now - p.latest_handshake < wg.STALE_HANDSHAKE
+                   for p in self.kernel_peers.values()):
+            return {}                          # no live session: nothing to look up
         for node_id, orig in self.known_originators.items():
-            try:
-                node_at[ipaddress.ip_address(orig.primary_ip)] = node_id
-            except ValueError:
-                continue
+            ip = self._ip(orig.primary_ip)
+            if ip is not None:
+                node_at[ip] = node_id
         proven = {}
         for key, peer in self.kernel_peers.items():
             live = peer.latest_handshake and now - peer.latest_handshake < wg.STALE_HANDSHAKE
             if not live or not peer.endpoint:
                 continue
-            host = peer.endpoint.rpartition(":")[0].strip("[]").partition("%")[0]
-            try:
-                node_id = node_at.get(ipaddress.ip_address(host))
-            except ValueError:
-                continue
+            node_id = node_at.get(self._ip(_endpoint_host(peer.endpoint)))
             if node_id is not None:
                 proven[key] = node_id
         return proven
 
+    def _ip(self, text: str):
+        """ipaddress.ip_address(text) or None, remembered: the same few thousand strings
+        come back on every call."""
+        ip = self._ip_cache.get(text, _MISSING)
+        if ip is _MISSING:
+            if len(self._ip_cache) > 4 * (len(self.known_originators) + len(self.kernel_peers)) + 64:
+                self._ip_cache = {}
+            try:
+                ip = ipaddress.ip_address(text)
+            except (ValueError, TypeError):
+                ip = None
+            self._ip_cache[text] = ip
+        return ip
+
     def step(self, now: float, own: NodeInfo, received: dict[str, bytes],
              originators: dict[str, Originator]) -> StepResult:
+        # A first step creates ~50 objects per node that all live on; the cyclic GC would
+        # walk the growing heap again and again meanwhile (half the time at 5,000 nodes).
+        # Nothing here makes reference cycles, so pausing it frees nothing later.
+        paused = gc.isenabled()
+        gc.disable()
+        try:
+            return self._step(now, own, received, originators)
+        finally:
+            if paused:
+                gc.enable()
+
+    def _step(self, now: float, own: NodeInfo, received: dict[str, bytes],
+              originators: dict[str, Originator]) -> StepResult:
         result = StepResult()
-        changed = self.table.update(now, received, originators, own.node_id)
-        originators = self._remember(originators)
-        inputs = (own, {nid: _standing(o) for nid, o in originators.items()})
-        if changed or self.force or inputs != self.inputs_seen:
-            self.inputs_seen, self.force = inputs, False
-            sel = policy.select(self.context(own, originators, now), self.table.adverts())
-            for conflict in sel.new_conflicts:
-                log.warning("conflict: %s", conflict)
-            self.selection = sel
+        changed = _changed(self._received, received) | _changed(self._originators, originators)
+        self._received, self._originators = dict(received), dict(originators)
+        table_changed = self.table.update(now, received, originators, own.node_id, changed)
+        changed |= self.table.changed_ids
+        moved = self._remember(originators, changed)
+        proven = self._proofs.current(self, moved)
+        self._pending |= changed
+        if (table_changed or self.force or any(moved.values()) or own != self._own
+                or proven is not self._proofs.used):
+            self._own, self._proofs.used = own, proven
+            self._run_policy(own, now, proven, result)
+        if not (self.replan or self._plan_keys):
+            return result          # nothing the policy or the device shows moved: no work, no writes
+        if self.device is None:
+            self.refresh_device()
+        if self.replan:
+            args = wg.plan(self.device, self.desired, self.owned, canonical=True)
+            keys = None
+        else:
+            keys = self._plan_keys
+            args = wg.plan_changed(self.device, self.desired, self.owned, keys, canonical=True)
+        self.replan, self._plan_keys = False, set()
+        if args:
+            result.writes = self.backend.apply(self.cfg.ifname, args)
+            self._update_cache(keys, result)
+        self.owned |= self.desired.keys() if keys is None else {k for k in keys if k in self.desired}
+        return result
+
+    def _run_policy(self, own: NodeInfo, now: float, proven: dict[str, str], result: StepResult) -> None:
+        rebuild = self.force
+        self.force = False
+        previous = self.selection
+        sel = self.policy.select(self.context(own, self.known_originators, now, proven),
+                                 self.table.adverts(), changed=self._pending)
+        self._pending = set()
+        for conflict in sel.new_conflicts:
+            log.warning("conflict: %s", conflict)
+        self.selection = sel
+        touched = self.policy.touched
+        if rebuild or touched is None or previous is None:
             self.desired = self.desired_peers(sel)
             self.replan = True
             routes = self.desired_routes(sel)
-            if routes != self.routes:
-                self.routes = routes
-                result.routes_changed = True
-        if not self.replan:
-            return result          # nothing the policy or the device shows moved: no work, no writes
-        self.replan = False
-        if self.device is None:
-            self.refresh_device()
-            self.replan = False
-        args = wg.plan(self.device, self.desired, self.owned)
-        if args:
-            result.writes = self.backend.apply(self.cfg.ifname, args)
-            self._update_cache(self.desired, result)
-        self.owned |= set(self.desired)
-        return result
+        else:
+            self._update_desired(previous, sel, touched)
+            routes = self._update_routes(previous, sel, touched)
+        if routes != self.routes:
+            self.routes = routes
+            result.routes_changed = True
 
-    def _remember(self, originators: dict[str, Originator]) -> dict[str, Originator]:
+    def _remember(self, originators: dict[str, Originator], changed: set[str]) -> dict:
         """A node's json/originators file can vanish too (bmx7 restarting, a torn rewrite):
-        like a missing sms file, that is no reason to drop the peer inside its hold-down."""
-        merged = {nid: o for nid, o in self.known_originators.items() if nid in self.table.nodes}
-        merged.update(originators)
-        self.known_originators = merged
-        return merged
+        like a missing sms file, that is no reason to drop the peer inside its hold-down.
+        Keeps known_originators = the remembered ones of nodes still in the table, updated
+        by the current ones. Returns {(old, new): whether what the policy reads changed} for
+        the originators replaced."""
+        known, moved = self.known_originators, {}
+        for node_id in changed:
+            old = known.get(node_id)
+            new = originators.get(node_id)
+            if new is None and node_id in self.table.nodes:
+                new = old
+            if new is old:
+                continue
+            if new is None:
+                del known[node_id]
+            else:
+                known[node_id] = new
+            moved[(old, new)] = old is None or new is None or _standing(old) != _standing(new)
+        return moved
 
     def desired_peers(self, sel) -> dict[str, PeerSpec]:
         desired = {}
         self.node_of_key_before = {**self.node_of_key_before, **self.node_of_key}
         self.node_of_key = {}
         for node_id, decision in sel.peers.items():
-            if not decision.allowed_ips or decision.public_key is None:
-                continue
-            desired[decision.public_key] = PeerSpec(
-                public_key=decision.public_key, endpoint=decision.endpoint,
-                allowed_ips=frozenset(decision.allowed_ips), keepalive=self.cfg.keepalive)
-            self.node_of_key[decision.public_key] = node_id
+            spec = self._spec(decision)
+            if spec is not None:
+                desired[spec.public_key] = spec
+                self.node_of_key[spec.public_key] = node_id
         return desired
+
+    def _spec(self, decision) -> PeerSpec | None:
+        if not decision.allowed_ips or decision.public_key is None:
+            return None
+        return PeerSpec(public_key=decision.public_key, endpoint=decision.endpoint,
+                        allowed_ips=frozenset(decision.allowed_ips), keepalive=self.cfg.keepalive)
+
+    def _update_desired(self, previous, sel, touched: set[str]) -> None:
+        """desired_peers for the decisions the policy rebuilt: removals first, so a key that
+        moves from one node to another in this step ends up with the new node."""
+        touched = [n for n in touched if previous.peers.get(n) != sel.peers.get(n)]
+        for node_id in touched:
+            old = previous.peers.get(node_id)
+            key = old.public_key if old is not None else None
+            if key is not None and self.node_of_key.get(key) == node_id:
+                del self.desired[key]
+                del self.node_of_key[key]
+                self.node_of_key_before[key] = node_id
+                self._plan_keys.add(key)
+        for node_id in touched:
+            decision = sel.peers.get(node_id)
+            spec = self._spec(decision) if decision is not None else None
+            if spec is not None:
+                if spec != self.desired.get(spec.public_key):
+                    self._plan_keys.add(spec.public_key)
+                self.desired[spec.public_key] = spec
+                self.node_of_key[spec.public_key] = node_id
+                self.node_of_key_before.pop(spec.public_key, None)
 
     def desired_routes(self, sel) -> frozenset:
         """(network, table, metric) routed into the link: the auto prefix plus selected networks."""
-        want = set()
+        self._route_count = {}
+        for decision in sel.peers.values():
+            self._count_routes(decision, 1)
+        return self._routes()
+
+    def _update_routes(self, previous, sel, touched: set[str]) -> frozenset:
+        for node_id in touched:
+            self._count_routes(previous.peers.get(node_id), -1)
+            self._count_routes(sel.peers.get(node_id), 1)
+        return self._routes()
+
+    def _count_routes(self, decision, delta: int) -> None:
+        if decision is None:
+            return
+        auto = self.cfg.auto_address
+        for route in decision.routes:
+            net = route.net if route.net is not None else ipaddress.ip_network(route.network)
+            if auto and _inside_prefix(net, self.cfg.auto_prefix):
+                continue  # covered by the auto prefix route
+            want = (route.network, route.table, route.metric)
+            left = self._route_count.get(want, 0) + delta
+            if left:
+                self._route_count[want] = left
+            else:
+                del self._route_count[want]
+
+    def _routes(self) -> frozenset:
+        want = set(self._route_count)
         if self.cfg.auto_address:
             want.add((str(self.cfg.auto_prefix), None, None))
-        for decision in sel.peers.values():
-            for route in decision.routes:
-                net = ipaddress.ip_network(route.network)
-                if self.cfg.auto_address and net.version == 6 and net.subnet_of(self.cfg.auto_prefix):
-                    continue  # covered by the auto prefix route
-                want.add((str(net), route.table, route.metric))
-        return frozenset(want)
+        return self.routes if want == self.routes else frozenset(want)
 
-    def _update_cache(self, desired: dict[str, PeerSpec], result: StepResult) -> None:
-        peers = self.device.peers
-        for key in list(peers):
-            if key not in desired and key in self.owned:
+    def _update_cache(self, keys: set[str] | None, result: StepResult) -> None:
+        """Patch the device model with what the applied plan did (keys None: every peer)."""
+        peers, desired = self.device.peers, self.desired
+        for key in list(peers) if keys is None else sorted(keys):
+            if key in peers and key not in desired and key in self.owned:
                 del peers[key]
                 self.owned.discard(key)
                 result.removed.append(self.node_of_key_before.get(key, key))
-        self.node_of_key_before = {k: v for k, v in self.node_of_key_before.items() if k in peers}
-        for key, spec in desired.items():
+        if keys is None:
+            self.node_of_key_before = {k: v for k, v in self.node_of_key_before.items() if k in peers}
+        else:
+            for key in keys:
+                if key not in peers:
+                    self.node_of_key_before.pop(key, None)
+        for key in desired if keys is None else sorted(keys):
+            spec = desired.get(key)
+            if spec is None:
+                continue
             old = peers.get(key)
             if old is None:
                 result.added.append(self.node_of_key.get(key, key))
+            elif (old.endpoint, old.allowed_ips, old.keepalive) == (spec.endpoint, spec.allowed_ips,
+                                                                     spec.keepalive):
+                continue
             peers[key] = PeerState(
                 public_key=key, endpoint=spec.endpoint, allowed_ips=spec.allowed_ips,
                 latest_handshake=old.latest_handshake if old else None,
                 rx=old.rx if old else 0, tx=old.tx if old else 0, keepalive=spec.keepalive)
+
+
+class _Proofs:
+    """proven_keys, worked out again only when its inputs moved: a new kernel dump, the
+    first live session going stale, or an originator at a session's endpoint (or a proven
+    node) changing."""
+
+    def __init__(self):
+        self.proven: dict[str, str] = {}
+        self.used: dict[str, str] | None = None        # what the policy last ran with
+        self.source = None                              # the kernel_peers it was read from
+        self.expires = 0.0
+        self.hosts: set = set()                         # endpoint addresses of live sessions
+
+    def current(self, rec: Reconciler, moved: dict) -> dict[str, str]:
+        wall = time.time()
+        if self.source is rec.kernel_peers and wall < self.expires and not any(
+                rec._ip(o.primary_ip) in self.hosts or o.node_id in self.proven.values()
+                for pair in moved for o in pair if o is not None):
+            return self.proven
+        proven = rec.proven_keys(wall)
+        live = [p for p in rec.kernel_peers.values()
+                if p.latest_handshake and wall - p.latest_handshake < wg.STALE_HANDSHAKE and p.endpoint]
+        self.source = rec.kernel_peers
+        self.expires = min((p.latest_handshake + wg.STALE_HANDSHAKE for p in live), default=float("inf"))
+        self.hosts = {rec._ip(_endpoint_host(p.endpoint)) for p in live}
+        if proven != self.proven:
+            self.proven = proven
+        return self.proven
+
+
+_MISSING = object()
+
+
+def _changed(before: dict, now: dict) -> set:
+    """Keys whose value is not the very same object as before (added and removed too)."""
+    moved = {k for k, v in now.items() if before.get(k, _MISSING) is not v}
+    if len(before) + sum(1 for k in moved if k not in before) != len(now):
+        moved.update(k for k in before if k not in now)
+    return moved
+
+
+def _endpoint_host(endpoint: str) -> str:
+    return endpoint.rpartition(":")[0].strip("[]").partition("%")[0]
+
+
+def _inside_prefix(net, prefix) -> bool:
+    """net.subnet_of(prefix) on integers, without the cached attributes it adds to net."""
+    if net.version != prefix.version or net.prefixlen < prefix.prefixlen:
+        return False
+    shift = net.max_prefixlen - prefix.prefixlen
+    return int(net.network_address) >> shift == int(prefix.network_address) >> shift
 
 
 def _standing(orig: Originator) -> tuple:

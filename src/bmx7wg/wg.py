@@ -274,14 +274,18 @@ def _endpoint_stale(spec: PeerSpec, have: PeerState, now: float) -> bool:
     return not live                       # a live session keeps its roamed endpoint
 
 
-def _peer_args(spec: PeerSpec, have: PeerState | None, now: float) -> list[str]:
+def _peer_args(spec: PeerSpec, have: PeerState | None, now: float, canonical: bool = False) -> list[str]:
     fields: list[str] = []
     if have is None or _endpoint_stale(spec, have, now):
         if spec.endpoint is not None:
-            fields += ["endpoint", canonical_endpoint(spec.endpoint)]
+            fields += ["endpoint", spec.endpoint if canonical and _plain_endpoint(spec.endpoint)
+                       else canonical_endpoint(spec.endpoint)]
     # equal strings need no parsing: the common, steady case with thousands of peers
     if have is None or have.allowed_ips != spec.allowed_ips:
-        want_ips = canonical_cidrs(spec.allowed_ips, spec.public_key)
+        if canonical and len(spec.allowed_ips) == 1:
+            want_ips = tuple(spec.allowed_ips)
+        else:
+            want_ips = canonical_cidrs(spec.allowed_ips, spec.public_key)
         have_ips = canonical_cidrs(have.allowed_ips, spec.public_key) if have else ()
         if want_ips != have_ips:
             fields += ["allowed-ips", ",".join(want_ips)]   # replaces the whole set
@@ -292,12 +296,20 @@ def _peer_args(spec: PeerSpec, have: PeerState | None, now: float) -> list[str]:
     return ["peer", spec.public_key, *fields]
 
 
+def _plain_endpoint(endpoint: str) -> bool:
+    """Canonical text needs no rewriting: no scope, no IPv4-mapped address (shown as IPv4)."""
+    return "%" not in endpoint and "::ffff:" not in endpoint
+
+
 def plan(current: DeviceState | None, desired: dict[str, PeerSpec], owned: set[str],
-         now: float | None = None) -> list[str]:
+         now: float | None = None, canonical: bool = False) -> list[str]:
     """Arguments for one `wg set IF ...` turning `current` into `desired`.
 
     Empty when nothing differs. Peers not desired are removed only when in `owned`.
     `now` (unix seconds) judges whether a peer's session is live, for roaming.
+    `canonical`: the caller vouches that desired's allowed-ips and endpoints are the text
+    `ipaddress` gives (as policy.py makes them), so new peers skip parsing them again; the
+    result is the same.
     """
     now = time.time() if now is None else now
     have = current.peers if current else {}
@@ -306,7 +318,29 @@ def plan(current: DeviceState | None, desired: dict[str, PeerSpec], owned: set[s
         if key not in desired and key in owned:
             args += ["peer", key, "remove"]
     for key in sorted(desired):
-        args += _peer_args(desired[key], have.get(key), now)
+        args += _peer_args(desired[key], have.get(key), now, canonical)
+    return args
+
+
+def plan_changed(current: DeviceState | None, desired: dict[str, PeerSpec], owned: set[str],
+                 keys: Iterable[str], now: float | None = None, canonical: bool = False) -> list[str]:
+    """`plan` looked at only for the public keys in `keys`.
+
+    For a caller whose `current` is its own up-to-date model of the device (it applied the
+    previous plan and patched `current` accordingly) and that knows which peers it changed
+    since: then this equals `plan(current, desired, owned, now)`, at a cost that does not
+    grow with the number of peers.
+    """
+    now = time.time() if now is None else now
+    have = current.peers if current else {}
+    keys = sorted(keys)
+    args: list[str] = []
+    for key in keys:                       # removals first: they free allowed IPs
+        if key in have and key not in desired and key in owned:
+            args += ["peer", key, "remove"]
+    for key in keys:
+        if key in desired:
+            args += _peer_args(desired[key], have.get(key), now, canonical)
     return args
 
 
