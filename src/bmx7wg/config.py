@@ -207,5 +207,5 @@ def load(store, iface: str, config: str = "network") -> IfaceConfig:
     options = store.get_all(config, iface)
     from . import policy  # rules are validated where the policy that uses them lives
 
-    rules = policy.parse_rules(store.sections(config, "bmx7wg_out"), iface) if hasattr(policy, "parse_rules") else ()
+    rules = policy.parse_rules(store.sections(config, "bmx7wg_out"), iface)
     return parse(iface, options, rules)

@@ -27,7 +27,7 @@ def _peer(helper, now: float, node_id: str, entry) -> dict:
     wgpeer = rec.device.peers.get(key) if (rec.device and key) else None
     if wgpeer is not None and rec.node_of_key.get(key, node_id) != node_id:
         wgpeer = None         # a copied key: that WireGuard peer is the other node's, not this one's
-    orig = helper.bmx.originators_cache.get(node_id) if hasattr(helper.bmx, "originators_cache") else None
+    orig = rec.known_originators.get(node_id)
     absent = rec.table.absent_since(now, node_id)
     reason = None
     if entry.error:
