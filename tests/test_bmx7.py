@@ -450,6 +450,7 @@ def test_pid(steady):
 # ---------------------------------------------------------------- reading only what changed
 
 def count_reads(monkeypatch):
+    """Reads of the event-driven path (inotify), whatever the environment says."""
     reads = []
     real = bmx7mod._slurp
 
@@ -462,6 +463,7 @@ def count_reads(monkeypatch):
 
 
 def test_received_reads_again_only_the_files_that_changed(steady, monkeypatch):
+    monkeypatch.delenv("BMX7WG_NO_INOTIFY", raising=False)
     b = Bmx7(steady)
     first = b.received("wgtun")
     reads = count_reads(monkeypatch)
@@ -490,6 +492,7 @@ def test_received_rcvd_dir_wiped_and_refilled(steady):
 
 
 def test_originators_read_again_only_when_changed(steady, monkeypatch):
+    monkeypatch.delenv("BMX7WG_NO_INOTIFY", raising=False)
     b = Bmx7(steady)
     before = b.originators()
     reads = count_reads(monkeypatch)

@@ -153,5 +153,6 @@ def test_incremental_update_equals_whole_table(steps, hinted):
         want = ref.update(now, dict(received), dict(origs), OWN)
         got = table.update(now, dict(received), dict(origs), OWN, changed=touched if hinted else None)
         assert view(table, now) == reference_view(ref, now)
+        assert dict(table.adverts_view()) == table.adverts()
         if not hinted:
             assert got == want

@@ -196,3 +196,42 @@ def test_address_text_is_ipaddress_text(value):
 def test_address_parsing_is_ipaddress_parsing(text):
     ip = policy._ip_or_none(text)
     assert policy._parse_ip(text) == (() if ip is None else (ip.version, int(ip), str(ip)))
+
+
+def test_time_alone_gives_the_holder_its_bonus():
+    """Nothing changes but time: the holder chosen at t=1 is the incumbent at t=2, so the
+    conflict is now decided by hysteresis. The cached policy must notice without any input
+    changing."""
+    a, b = sorted(POOL[:2])
+    rules = policy.parse_rules([("r", "bmx7wg_out", {"network": "10.0.0.0/8"})], "wgmesh")
+    origs = {ME: originator(ME, name="me"), a: originator(a, metric=100), b: originator(b, metric=100)}
+    adverts = {n: Advert(public_key=key(n), port=51820, addresses=(ipaddress.ip_network(auto(n)),),
+                         networks=(ipaddress.ip_network("10.1.0.0/16"),)) for n in (a, b)}
+    cached = policy.Policy()
+    sel = None
+    for now, why in ((1.0, "lower nodeId"), (1.0, "lower nodeId"), (2.0, "hysteresis"), (3.0, "hysteresis")):
+        ctx = context(rules, origs, {}, sel, now)
+        sel = cached.select(ctx, adverts)
+        assert everything(sel) == everything(policy.select(ctx, adverts))
+        (conflict,) = sel.conflicts
+        assert (conflict.winner, conflict.decided_by) == (a, why)
+
+
+def test_time_alone_lets_a_covering_holder_suppress_a_more_specific_prefix():
+    """A's 10.1.0.0/16 forbids overlapping and gets 50 % hysteresis once it holds the prefix:
+    from the next instant on it outweighs B's 10.1.2.0/24 (no hysteresis), which gives way."""
+    a, b = POOL[:2]
+    rules = policy.parse_rules([
+        ("narrow", "bmx7wg_out", {"network": "10.1.2.0/24", "hysteresis": "0"}),
+        ("wide", "bmx7wg_out", {"network": "10.0.0.0/8", "hysteresis": "50",
+                                "allow_overlapping_prefix": "0"})], "wgmesh")
+    origs = {ME: originator(ME, name="me"), a: originator(a, metric=100), b: originator(b, metric=120)}
+    adverts = {a: Advert(public_key=key(a), port=51820, networks=(ipaddress.ip_network("10.1.0.0/16"),)),
+               b: Advert(public_key=key(b), port=51820, networks=(ipaddress.ip_network("10.1.2.0/24"),))}
+    cached = policy.Policy()
+    sel = None
+    for now, b_holds in ((1.0, True), (1.0, True), (2.0, False), (3.0, False)):
+        ctx = context(rules, origs, {}, sel, now)
+        sel = cached.select(ctx, adverts)
+        assert everything(sel) == everything(policy.select(ctx, adverts))
+        assert ("10.1.2.0/24" in sel.peers[b].allowed_ips) is b_holds

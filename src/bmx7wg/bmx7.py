@@ -80,6 +80,11 @@ class Bmx7:
         self._rcvd_changes = _Changes(self.rcvd_dir)
         self._rcvd: dict[str, dict[str, bytes]] = {}   # sms name -> {node_id: data}
         self._rcvd_dirty: dict[str, set[str]] = {}      # sms name -> node ids to read again
+        self._rcvd_full: set[str] = set()               # sms names to list again as a whole
+        self._sms_seen: dict[str, dict[str, bytes]] = {}   # without inotify: last result per name
+        # Which nodes' entries changed, in order (see changed_since); results carry `version`.
+        self.version = 0
+        self._logs: dict[str, dict[str, int]] = {"received": {}, "originators": {}}
 
     # ------------------------------------------------------------ paths
 
@@ -110,21 +115,56 @@ class Bmx7:
         self._own = info
         return info
 
+    def changed_since(self, version: int, kind: str) -> set[str]:
+        """Node ids whose entry in a `kind` ("received" or "originators") result is another
+        object (or came or went) than in a result of that kind with this `version` (the
+        results' attribute): a caller comparing results finds the changes without walking
+        every node."""
+        found = set()
+        for node_id, changed_at in reversed(self._logs[kind].items()):
+            if changed_at <= version:
+                break
+            found.add(node_id)
+        return found
+
+    def _note(self, kind: str, node_id: str) -> None:
+        self.version += 1
+        log = self._logs[kind]
+        log.pop(node_id, None)
+        log[node_id] = self.version
+
+    def _snapshot(self, entries: dict) -> dict:
+        snap = _Snapshot(entries)
+        snap.source, snap.version = self, self.version
+        return snap
+
+    def _note_diff(self, kind: str, before: dict, after: dict) -> None:
+        for node_id, value in after.items():
+            if before.get(node_id) is not value:
+                self._note(kind, node_id)
+        for node_id in before.keys() - after.keys():
+            self._note(kind, node_id)
+
     def originators(self) -> dict[str, Originator]:
         """Every node in json/originators/, keyed by nodeId (the own node included).
 
         Only files changed since the last call are parsed again: the ones inotify names,
-        or without inotify the ones whose stat changed (see _settled).
+        or without inotify the ones whose stat changed (see _settled). An unchanged
+        originator is the same object as in the previous result.
         """
         changes = self._orig_changes.take()
         if changes is False:
-            return self._originators_by_stat()
+            before = self._originators
+            self._originators_by_stat()
+            self._note_diff("originators", before, self._originators)
+            return self._snapshot(self._originators)
         if changes is None:                               # start, overflow, new directory
-            self._originators, self._orig_stat = {}, {}
+            self._orig_stat = {}
             try:
-                changes = [e.name for e in os.scandir(self.json_dir / "originators")]
+                listed = [e.name for e in os.scandir(self.json_dir / "originators")]
             except (FileNotFoundError, NotADirectoryError):
-                return {}
+                listed = []
+            changes = {*listed, *self._originators}
         base = os.path.join(self.json_dir, "originators")
         for node_id in changes:
             if not is_node_id(node_id):
@@ -132,15 +172,17 @@ class Bmx7:
             node_id = sys.intern(node_id)
             data = _read_json_once(os.path.join(base, node_id))
             if data is _ABSENT:
-                self._originators.pop(node_id, None)
+                if self._originators.pop(node_id, None) is not None:
+                    self._note("originators", node_id)
                 continue
             orig = _originator(data, node_id)
-            if orig is not None:
-                self._originators[node_id] = orig
-            else:                 # torn (its next write brings an event) or not ours: keep
+            if orig is None:      # torn (its next write brings an event) or not ours: keep
                 log.debug("originator %s unreadable, %s", node_id,
                           "keeping previous value" if node_id in self._originators else "skipped")
-        return dict(self._originators)
+            elif orig != self._originators.get(node_id):
+                self._originators[node_id] = orig
+                self._note("originators", node_id)
+        return self._snapshot(self._originators)
 
     def _originators_by_stat(self) -> dict[str, Originator]:
         try:
@@ -162,6 +204,7 @@ class Bmx7:
             if cached is not None and self._orig_stat.get(node_id) == key and _settled(key, now):
                 result[node_id], stats[node_id] = cached, key
                 continue
+            node_id = sys.intern(node_id)
             data = self._read_json(Path(entry.path))
             if data is _ABSENT:
                 continue
@@ -172,6 +215,8 @@ class Bmx7:
                           "keeping previous value" if orig else "skipped")
             else:
                 stats[node_id] = key
+                if orig == cached:
+                    orig = cached                         # unchanged: the same object
             if orig is not None:
                 result[node_id] = orig
         self._originators, self._orig_stat = result, stats
@@ -206,23 +251,29 @@ class Bmx7:
         _require_sms_name(sms_name)
         changes = self._rcvd_changes.take()
         if changes is False:
-            return self._received_by_stat(sms_name)
+            before = self._sms_seen.get(sms_name, {})
+            result = self._sms_seen[sms_name] = self._received_by_stat(sms_name, before)
+            self._note_diff("received", before, result)
+            return self._snapshot(result)
         if changes is None:                               # start, overflow, new directory
-            self._rcvd, self._rcvd_dirty = {}, {}
+            self._rcvd_full = set(self._rcvd)
         else:
             for fname in changes:
                 node_id, _, name = fname.partition(":")
                 if name in self._rcvd_dirty:
                     self._rcvd_dirty[name].add(node_id)
-        files = self._rcvd.get(sms_name)
-        if files is None:
-            files, dirty = self._rcvd[sms_name], self._rcvd_dirty[sms_name] = {}, set()
+        if sms_name not in self._rcvd:
+            self._rcvd[sms_name], self._rcvd_dirty[sms_name] = {}, set()
+            self._rcvd_full.add(sms_name)
+        files, dirty = self._rcvd[sms_name], self._rcvd_dirty[sms_name]
+        if sms_name in self._rcvd_full:
+            self._rcvd_full.discard(sms_name)
+            dirty.update(files)
             try:
                 dirty.update(e.name.partition(":")[0] for e in os.scandir(self.rcvd_dir)
                              if e.name.endswith(":" + sms_name))
             except (FileNotFoundError, NotADirectoryError):
                 pass
-        dirty = self._rcvd_dirty[sms_name]
         base = os.fspath(self.rcvd_dir)
         for node_id in dirty:
             if not is_node_id(node_id):
@@ -233,13 +284,15 @@ class Bmx7:
             except OSError:                               # vanished, or not a regular file
                 data = b""
             if data:
-                files[node_id] = data
-            else:
-                files.pop(node_id, None)
+                if files.get(node_id) != data:
+                    files[node_id] = data
+                    self._note("received", node_id)
+            elif files.pop(node_id, None) is not None:
+                self._note("received", node_id)
         dirty.clear()
-        return dict(files)
+        return self._snapshot(files)
 
-    def _received_by_stat(self, sms_name: str) -> dict[str, bytes]:
+    def _received_by_stat(self, sms_name: str, before: dict[str, bytes]) -> dict[str, bytes]:
         try:
             entries = list(os.scandir(self.rcvd_dir))
         except (FileNotFoundError, NotADirectoryError):
@@ -265,6 +318,9 @@ class Bmx7:
                 except OSError:                           # vanished, or not a regular file
                     continue
             if data:
+                node_id = sys.intern(node_id)
+                if before.get(node_id) == data:
+                    data = before[node_id]                # unchanged: the same object
                 result[node_id] = data
                 cache[entry.name] = (key, data)
         self._sms_cache = cache
@@ -351,6 +407,13 @@ class Bmx7:
 
 
 IN_MODIFY = 0x00000002       # a write: a reader may have caught the file half written
+
+
+class _Snapshot(dict):
+    """A result of received()/originators(): `source` (the Bmx7) and `version`, for
+    Bmx7.changed_since."""
+
+    __slots__ = ("source", "version")
 
 
 class _Changes:
@@ -498,7 +561,8 @@ def _originator(data: object, node_id: str) -> Originator | None:
     if not isinstance(data, dict) or data.get("nodeId") != node_id:
         return None
     return Originator(node_id=node_id, name=_str(data.get("name")),
-                      primary_ip=_str(data.get("primaryIp")), dev=_str(data.get("dev"), "---"),
+                      primary_ip=_str(data.get("primaryIp")),
+                      dev=sys.intern(_str(data.get("dev"), "---")),       # a few devices, many nodes
                       metric=parse_metric(data.get("metric")), hops=_int(data.get("hops"), 0),
                       last_ref=_int(data.get("lastRef"), 1 << 30))
 

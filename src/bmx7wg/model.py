@@ -1,4 +1,6 @@
-"""Value types shared by the pipeline: bmx7 files -> adverts -> desired WireGuard state."""
+"""Value types shared by the pipeline: bmx7 files -> adverts -> desired WireGuard state.
+
+slots: the helper holds several of these per node, thousands of nodes on a big mesh."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ from dataclasses import dataclass, field
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Advert:
     """What one node publishes through its sms file (see advert.py for the wire format)."""
 
@@ -19,7 +21,7 @@ class Advert:
     version: int = 1
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class NodeInfo:
     """The own node, from bmx7's json/status."""
 
@@ -28,7 +30,7 @@ class NodeInfo:
     primary_ip: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Originator:
     """One node as bmx7 sees it (json/originators/<NODEID>)."""
 
@@ -48,7 +50,7 @@ class Originator:
         return self.dev != "---" and self.last_ref < 20
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PeerSpec:
     """Desired configuration of one WireGuard peer."""
 
@@ -58,7 +60,7 @@ class PeerSpec:
     keepalive: int = 0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PeerState:
     """A peer as `wg show <if> dump` reports it."""
 
@@ -71,7 +73,7 @@ class PeerState:
     keepalive: int = 0
 
 
-@dataclass
+@dataclass(slots=True)
 class DeviceState:
     """The device line plus peers of `wg show <if> dump`. Holds no private key."""
 

@@ -13,6 +13,7 @@ have a clock running.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from types import MappingProxyType
 
 from . import advert
 from .model import Advert, Originator
@@ -37,6 +38,10 @@ class PeerTable:
     changed_ids: set[str] = field(default_factory=set)    # adverts() entries the last update changed
     _absent: set[str] = field(default_factory=set)
     _last_update: float = 0.0
+    _shown: dict = field(default_factory=dict)       # node_id -> Advertiser.shown
+
+    def __post_init__(self):
+        self._view = MappingProxyType(self._shown)
 
     def update(self, now: float, received: dict[str, bytes], originators: dict[str, Originator],
                own_id: str | None, changed: set[str] | None = None) -> bool:
@@ -64,6 +69,7 @@ class PeerTable:
                 entry.raw = raw
                 raw_changed = True
                 self._decode(entry)
+            entry.raw = raw                   # the caller's object: it tells changes by identity
             orig = originators.get(node_id)
             # Unknown to json/originators yet (files race): trust the file for now.
             if orig is None or orig.reachable:
@@ -74,6 +80,7 @@ class PeerTable:
                 self._gone(entry)
         for node_id in [n for n in self._absent if now - self.nodes[n].last_seen > self.hold_down]:
             del self.nodes[node_id]
+            del self._shown[node_id]
             self._absent.discard(node_id)
             self.changed_ids.add(node_id)
         self._last_update = now
@@ -100,7 +107,7 @@ class PeerTable:
         else:
             shown = advert.AdvertError(entry.error or "no advert")
         if shown is not entry.shown:
-            entry.shown = shown
+            entry.shown = self._shown[entry.node_id] = shown
             self.changed_ids.add(entry.node_id)
 
     def absent_since(self, now: float, node_id: str) -> float | None:
@@ -113,4 +120,8 @@ class PeerTable:
     def adverts(self) -> dict[str, Advert | advert.AdvertError]:
         """Input for the policy: last good advert per live node, or why it has none. The
         objects stay the same while a node's advert does (the policy relies on that)."""
-        return {nid: e.shown for nid, e in self.nodes.items()}
+        return dict(self._shown)
+
+    def adverts_view(self):
+        """adverts() without the copy: read-only, and it follows the table's updates."""
+        return self._view

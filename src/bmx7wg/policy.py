@@ -329,15 +329,15 @@ class Policy:
         self.nodes: dict[str, _Node] = {}
         self.origs: dict[str, Originator] = {}          # as the last call saw them
         self.endpoints = _Endpoints()
-        self.key_claims: dict[str, set[str]] = {}       # key -> admitted nodes advertising it
+        self.key_claims: dict[str, str | set[str]] = {}   # key -> admitted node(s) advertising it
         self.proven: Mapping[str, str] = {}
         self.prefixes: dict[str, _Prefix] = {}
         self.present: dict[tuple, str] = {}            # (version, prefixlen, address) -> prefix with offers
         self.plens: dict[int, dict[int, int]] = {4: {}, 6: {}}        # lengths in `present`
-        self.net_users: dict[tuple, set[str]] = {}     # (version, prefixlen, address) -> nodes that judged it
+        self.net_users: dict[tuple, str | set[str]] = {}   # (version, prefixlen, address) -> node(s)
+        #                                                   that judged an entry of it
         self.user_plens: dict[int, dict[int, int]] = {4: {}, 6: {}}   # lengths in `net_users`
         self.conflicts: dict[tuple[str, str], Conflict] = {}
-        self.ips: dict[str, tuple] = {}                # primaryIp text -> (ip, its text) or ()
         # prefixes arbitrated with incumbent flags other than the ones the last result
         # implies for a next call at the same instant / at a later one
         self.recheck_same: set[str] = set()
@@ -412,35 +412,73 @@ class _AddressIndex:
 
 
 class _Endpoints(_AddressIndex):
-    """Every originator's primaryIp (the peer endpoints), updated one node at a time."""
+    """Every originator's primaryIp (the peer endpoints), updated one node at a time.
+
+    An address is kept as one int: itself for IPv6, ~address (negative) for IPv4."""
 
     def __init__(self):
         super().__init__()
-        self.of: dict[str, tuple[int, int]] = {}      # node_id -> (version, address)
-        self.count: dict[tuple[int, int], int] = {}   # two nodes may claim one address
+        self.of: dict[str, int] = {}         # node_id -> address
+        self.count: dict[int, int] = {}      # address -> nodes with it (a node may copy one)
 
     def set(self, node_id: str, ip: tuple[int, int] | None, touched: list) -> None:
         """Record node_id's endpoint; addresses that appear or vanish go to `touched`."""
         old = self.of.pop(node_id, None)
-        if ip is not None:
-            self.of[node_id] = ip
-        if old == ip:
+        new = None if ip is None else (ip[1] if ip[0] == 6 else ~ip[1])
+        if new is not None:
+            self.of[node_id] = new
+        if old == new:
             return
         if old is not None:
             if self.count[old] > 1:
                 self.count[old] -= 1
             else:
                 del self.count[old]
-                values = self.by_version[old[0]]
-                del values[bisect.bisect_left(values, old[1])]
-                touched.append(old)
-        if ip is not None:
-            if ip in self.count:
-                self.count[ip] += 1
+                version, value = (6, old) if old >= 0 else (4, ~old)
+                values = self.by_version[version]
+                del values[bisect.bisect_left(values, value)]
+                touched.append((version, value))
+        if new is not None:
+            if new in self.count:
+                self.count[new] += 1
             else:
-                self.count[ip] = 1
+                self.count[new] = 1
                 bisect.insort(self.by_version[ip[0]], ip[1])
                 touched.append(ip)
+
+
+def _members(value) -> tuple | set:
+    """A one-or-more node slot (see _add_member) as a collection."""
+    return (value,) if isinstance(value, str) else value
+
+
+def _add_member(table: dict, key, node_id: str) -> bool:
+    """Most slots hold one node: the node id itself, a set only from the second on (a
+    one-element set costs ten times a pointer). True if the key is new."""
+    value = table.get(key)
+    if value is None:
+        table[key] = node_id
+        return True
+    if isinstance(value, str):
+        if value != node_id:
+            table[key] = {value, node_id}
+    else:
+        value.add(node_id)
+    return False
+
+
+def _drop_member(table: dict, key, node_id: str) -> bool:
+    """True if the key is left without nodes (and gone)."""
+    value = table.get(key)
+    if isinstance(value, str):
+        if value == node_id:
+            del table[key]
+            return True
+    elif value is not None:
+        value.discard(node_id)
+        if len(value) == 1:
+            table[key] = next(iter(value))
+    return False
 
 
 def _ip_or_none(text):
@@ -510,30 +548,42 @@ def _standing(orig: Originator | None) -> tuple | None:
 class _Node:
     """One advertiser: admission and entry checks, kept while its inputs stay the same."""
 
-    __slots__ = ("node_id", "advert_in", "orig_in", "standing", "name", "status", "reason",
-                 "advert", "endpoint", "score_metric", "judged", "judged_for", "key",
-                 "key_reason", "offers")
+    __slots__ = ("node_id", "advert_in", "orig_in", "status", "reason", "endpoint",
+                 "score_metric", "judged", "judged_advert", "judged_name", "key", "key_reason",
+                 "offers")
 
     def __init__(self, node_id: str):
         self.node_id = node_id
         self.judged: tuple[_Entry, ...] = ()   # the advert's entries, checked (accepted nodes)
-        self.judged_for = None                 # (advert, name) they were checked for
+        self.judged_advert = None              # the advert and name they were checked for
+        self.judged_name = None
         self.key: str | None = None            # the key it claims (admitted nodes only)
         self.key_reason: str | None = None     # lost the key to another node
-        self.offers: dict[str, _Offer] = {}    # prefix -> offer taking part in arbitration
+        self.offers: tuple[_Offer, ...] = ()   # taking part in arbitration
+
+    @property
+    def name(self) -> str | None:
+        return self.orig_in.name if self.orig_in else None
+
+    @property
+    def advert(self) -> Advert | None:
+        """The advert, unless rejected as a whole by admission."""
+        return None if self.reason is not None and self.status == REJECTED else self.advert_in
+
+    @property
+    def judged_now(self) -> bool:
+        return self.judged_advert is self.advert_in and self.judged_name == self.name
 
     def admit(self, env: _Env, adv, orig: Originator | None, ip_of) -> None:
         """Whole-advert checks: well-formed, trusted, known to bmx7."""
-        self.advert_in, self.orig_in, self.standing = adv, orig, _standing(orig)
-        self.name = orig.name if orig else None
-        self.advert, self.endpoint, self.score_metric = None, None, 0
+        self.advert_in, self.orig_in = adv, orig
+        self.endpoint, self.score_metric = None, 0
         self.status, self.reason = ACCEPTED, _advert_problem(env, self.node_id, adv)
         if self.reason is None and not env.trusted(self.node_id, self.name):
             self.reason = R_NOT_ALLOWED
         if self.reason is not None:
             self.status = REJECTED
             return
-        self.advert = adv
         found = ip_of(orig.primary_ip) if orig else ()
         if not found:
             self.status, self.reason = PENDING, R_NO_ORIGINATOR
@@ -572,11 +622,16 @@ def _advert_problem(env: _Env, node_id: str, adv) -> str | None:
 class _Entry:
     """One advert entry of an accepted node, checked: an offer (reason None) or refused."""
 
-    __slots__ = ("net", "span", "key", "prefix", "source", "rule", "reason")
+    __slots__ = ("net", "key", "prefix", "source", "rule", "reason")
 
-    def __init__(self, net, span, key, prefix, source, rule, reason):
-        self.net, self.span, self.key, self.prefix = net, span, key, prefix   # key: (version, plen, address)
+    def __init__(self, net, key, prefix, source, rule, reason):
+        self.net, self.key, self.prefix = net, key, prefix   # key: (version, plen, address)
         self.source, self.rule, self.reason = source, rule, reason
+
+    @property
+    def span(self) -> tuple[int, int, int]:
+        version, plen, lo = self.key
+        return version, lo, lo | ((1 << ((32 if version == 4 else 128) - plen)) - 1)
 
 
 class _Offer:
@@ -621,7 +676,7 @@ class _Prefix:
     __slots__ = ("offers", "holder", "since")
 
     def __init__(self):
-        self.offers: dict[str, _Offer] = {}      # node_id -> offer
+        self.offers: list[_Offer] = []           # one per node
         self.holder: _Offer | None = None
         self.since = 0.0                         # holder_since
 
@@ -635,6 +690,7 @@ class _Step:
         self.prev, self.now = ctx.previous, ctx.now
         self.scratch = pol.last is None           # nothing cached: every node is new
         self.verdicts: dict = {}                  # net -> safety problem, for this call
+        self.ips: dict[str, tuple] = {}           # primaryIp -> _parse_ip, for this call
         self.rules_for: dict = {}                 # net -> matching rules, for this call
         self.dirty_nodes: set[str] = set()        # decisions to build again
         self.sync_nodes: set[str] = set()         # offers to align with the judged entries
@@ -683,18 +739,16 @@ class _Step:
             bits = 32 if version == 4 else 128
             for plen in pol.user_plens[version]:
                 users = pol.net_users.get((version, plen, ip >> (bits - plen) << (bits - plen)))
-                for node_id in users or ():
-                    pol.nodes[node_id].judged_for = None     # its entries: check them again
+                for node_id in _members(users) if users else ():
+                    pol.nodes[node_id].judged_advert = None   # its entries: check them again
                     self.dirty_nodes.add(node_id)
 
     def ip_of(self, text) -> tuple:
         """(version, address, canonical text), or () if `text` is no address; worked out once
         per distinct primaryIp."""
-        ips = self.pol.ips
+        ips = self.ips
         found = ips.get(text) if isinstance(text, str) else None
         if found is None:
-            if len(ips) > 2 * len(self.ctx.originators) + 64:
-                ips.clear()                       # primaryIps no originator has any more
             found = _parse_ip(text)
             if isinstance(text, str):
                 ips[text] = found
@@ -724,10 +778,10 @@ class _Step:
             adv, orig = adverts[node_id], origs.get(node_id)
             if node is None:
                 node = nodes[node_id] = _Node(node_id)
-            elif node.advert_in is adv and (node.judged_for is not None or node.status != ACCEPTED):
+            elif node.advert_in is adv and (node.status != ACCEPTED or node.judged_now):
                 if node.orig_in is orig:
                     continue
-                if node.standing == _standing(orig):
+                if _standing(node.orig_in) == _standing(orig):
                     node.orig_in = orig               # lastRef ticked: nothing the policy reads
                     continue
             old_key = node.key
@@ -737,7 +791,7 @@ class _Step:
                 self.move_claim(node, old_key)
             if node.status != ACCEPTED:
                 self.unjudge(node)
-            elif node.judged_for != (adv, node.name):
+            elif not node.judged_now:
                 self.judge(node)
             self.dirty_nodes.add(node_id)
             self.sync_nodes.add(node_id)
@@ -753,13 +807,11 @@ class _Step:
     def move_claim(self, node: _Node, old: str | None) -> None:
         claims = self.pol.key_claims
         if old is not None:
-            claims[old].discard(node.node_id)
-            if not claims[old]:
-                del claims[old]
+            _drop_member(claims, old, node.node_id)
             self.dirty_keys.add(old)
             self.gone_key_claims.append((old, node.node_id))
         if node.key is not None:
-            claims.setdefault(node.key, set()).add(node.node_id)
+            _add_member(claims, node.key, node.node_id)
             self.dirty_keys.add(node.key)
         elif node.key_reason is not None:
             node.key_reason = None
@@ -782,34 +834,28 @@ class _Step:
                 if not own:
                     counted += 1
                     if counted > MAX_NETWORKS:
-                        judged.append(_Entry(net, span, key, None, source, None, R_TOO_MANY))
+                        judged.append(_Entry(net, key, None, source, None, R_TOO_MANY))
                         continue
                 rule, reason = self._judge(node, net, span, key, source, own)
-                judged.append(_Entry(net, span, key, _net_text(net, span) if reason is None else None,
+                judged.append(_Entry(net, key, _net_text(net, span) if reason is None else None,
                                      "address" if own else source, rule, reason))
-        node.judged, node.judged_for = tuple(judged), (node.advert, node.name)
+        node.judged, node.judged_advert, node.judged_name = tuple(judged), node.advert_in, node.name
         users, plens = self.pol.net_users, self.pol.user_plens
         for entry in node.judged:
             key = entry.key
-            if key in users:
-                users[key].add(node.node_id)
-            else:
-                users[key] = {node.node_id}
+            if _add_member(users, key, node.node_id):
                 plens[key[0]][key[1]] = plens[key[0]].get(key[1], 0) + 1
 
     def unjudge(self, node: _Node) -> None:
         users, plens = self.pol.net_users, self.pol.user_plens
         for entry in node.judged:
             key = entry.key
-            holders = users[key]
-            holders.discard(node.node_id)
-            if not holders:
-                del users[key]
+            if _drop_member(users, key, node.node_id):
                 counts = plens[key[0]]
                 counts[key[1]] -= 1
                 if not counts[key[1]]:
                     del counts[key[1]]
-        node.judged, node.judged_for = (), None
+        node.judged, node.judged_advert, node.judged_name = (), None, None
 
     def _judge(self, node: _Node, net: IPNetwork, span: tuple, key: tuple, source: str, own: bool):
         """(rule, None) if the entry may compete for its prefix, else (None, reason)."""
@@ -869,7 +915,7 @@ class _Step:
         prev_since = self.prev.key_since if self.prev else {}
         for key in pol.key_claims if self.scratch else self.dirty_keys:
             pol.conflicts.pop(("key", key), None)
-            claimants = pol.key_claims.get(key, ())
+            claimants = _members(pol.key_claims.get(key, ()))
             for node_id in claimants:
                 self.key_since[(key, node_id)] = min(prev_since.get((key, node_id), now), now)
             ranked = list(claimants)
@@ -898,7 +944,7 @@ class _Step:
         pol = self.pol
         for node_id in self.sync_nodes:
             node = pol.nodes[node_id]
-            have, want = node.offers, {}
+            have, want = {o.entry.prefix: o for o in node.offers}, {}
             if node.accepted:
                 for entry in node.judged:
                     if entry.reason is not None:
@@ -916,7 +962,7 @@ class _Step:
             for prefix, offer in want.items():
                 if have.get(prefix) is not offer:
                     self.place(offer)
-            node.offers = want
+            node.offers = tuple(want.values())
             if node_id not in self.adverts or node_id == self.env.own_node_id:
                 del pol.nodes[node_id]
 
@@ -928,13 +974,13 @@ class _Step:
             key = offer.entry.key
             pol.present[key] = prefix
             pol.plens[key[0]][key[1]] = pol.plens[key[0]].get(key[1], 0) + 1
-        entry.offers[offer.node_id] = offer
+        entry.offers.append(offer)
         self.dirty_prefixes.add(prefix)
 
     def withdraw(self, offer: _Offer) -> None:
         pol, prefix = self.pol, offer.prefix
         entry = pol.prefixes[prefix]
-        del entry.offers[offer.node_id]
+        entry.offers.remove(offer)
         self.dirty_prefixes.add(prefix)
         self.gone_claims.append((prefix, offer.node_id))
         if not entry.offers:
@@ -967,7 +1013,7 @@ class _Step:
         prev_claimed = prev.claimed_since if prev else {}
         entries = [pol.prefixes[p] for p in dirty if p in pol.prefixes]
         for entry in entries:
-            for offer in entry.offers.values():
+            for offer in entry.offers:
                 prefix = offer.prefix
                 offer.incumbent = (prev_holders.get(prefix) == offer.node_id
                                    and prev_holder_since.get(prefix, now) < now)
@@ -983,7 +1029,7 @@ class _Step:
             if entry is None:
                 continue
             before = entry.holder
-            live = sorted((o for o in entry.offers.values() if o.suppressed_by is None), key=_Offer.rank)
+            live = sorted((o for o in entry.offers if o.suppressed_by is None), key=_Offer.rank)
             winner = entry.holder = live[0] if live else None
             if winner is not None:
                 kept = prev_holders.get(prefix) == winner.node_id
@@ -994,14 +1040,14 @@ class _Step:
                         _decided_by(winner, live[1]))
             if len(entry.offers) > 1 or restricted and not _inert(winner):
                 # the flags a next call would use: the holder's bonus, once its since is past
-                flagged = {o.node_id for o in entry.offers.values() if o.incumbent}
+                flagged = {o.node_id for o in entry.offers if o.incumbent}
                 holder = {winner.node_id} if winner is not None else set()
                 if flagged != holder:
                     recheck_later.add(prefix)
                 if flagged != (holder if entry.since < now else set()):
                     recheck_same.add(prefix)
             if winner is not before or len(entry.offers) > 1 or restricted:
-                self.dirty_nodes.update(entry.offers)
+                self.dirty_nodes.update(o.node_id for o in entry.offers)
         pol.recheck_same, pol.recheck_later = recheck_same, recheck_later
 
     def _covered_by(self, prefixes: set[str]) -> set[str]:
@@ -1011,7 +1057,7 @@ class _Step:
         spans = {_span(ipaddress.ip_network(p)) for p in prefixes}
         return {prefix for prefix, entry in pol.prefixes.items()
                 if any(_inside(span, s) and span != s
-                       for span in (next(iter(entry.offers.values())).entry.span,) for s in spans)}
+                       for span in (entry.offers[0].entry.span,) for s in spans)}
 
     def _suppress_overlaps(self, entries: list[_Prefix]) -> None:
         """bmx7's allowOverlappingPrefix/breakOverlappingPrefix: a more specific offer gives way
@@ -1023,7 +1069,7 @@ class _Step:
         def strongest(prefix: str):
             if prefix not in best:
                 # in nodeId order: max() keeps the lowest nodeId among equal standings
-                offers = [o for _, o in sorted(pol.prefixes[prefix].offers.items())]
+                offers = sorted(pol.prefixes[prefix].offers, key=lambda o: o.node_id)
                 best[prefix] = (max(offers, key=_Offer.standing.fget),
                                 max((o for o in offers if not o.allows_overlap),
                                     key=_Offer.standing.fget, default=None))
@@ -1031,7 +1077,7 @@ class _Step:
 
         for entry in entries:
             covers = None
-            for offer in entry.offers.values():
+            for offer in entry.offers:
                 if offer.rule is None:
                     continue
                 if covers is None:
@@ -1062,7 +1108,7 @@ class _Step:
                 holder_since.pop(prefix, None)
             else:
                 holders[prefix], holder_since[prefix] = entry.holder.node_id, entry.since
-            for offer in entry.offers.values() if entry is not None else ():
+            for offer in entry.offers if entry is not None else ():
                 claimed[(prefix, offer.node_id)] = offer.since
         key_since.update(self.key_since)
         for node_id in self.dirty_nodes:
@@ -1091,7 +1137,7 @@ class _Step:
         if status == ACCEPTED:
             rejected = [(entry, entry.reason) for entry in node.judged if entry.reason is not None]
         prefixes = self.pol.prefixes
-        for offer in node.offers.values():
+        for offer in node.offers:
             holder = prefixes[offer.entry.prefix].holder
             if holder is offer:
                 won.append(offer)

@@ -55,9 +55,8 @@ class Reconciler:
         self.desired: dict[str, PeerSpec] = {}
         self.known_originators: dict[str, Originator] = {}
         self.kernel_peers: dict[str, PeerState] = {}   # as WireGuard last reported them (not our cache)
-        self._received: dict[str, bytes] = {}          # the last step's inputs, to find what changed
-        self._originators: dict[str, Originator] = {}
         self._own: NodeInfo | None = None
+        self._seen = None                              # (Bmx7, versions) the last step read
         self._pending: set[str] = set()                # changed since the policy last ran
         self._plan_keys: set[str] = set()              # peers changed since the last plan
         self._route_count: dict[tuple, int] = {}       # route -> number of decisions asking for it
@@ -136,8 +135,7 @@ class Reconciler:
     def _step(self, now: float, own: NodeInfo, received: dict[str, bytes],
               originators: dict[str, Originator]) -> StepResult:
         result = StepResult()
-        changed = _changed(self._received, received) | _changed(self._originators, originators)
-        self._received, self._originators = dict(received), dict(originators)
+        changed = self._changed(received, originators, own.node_id)
         table_changed = self.table.update(now, received, originators, own.node_id, changed)
         changed |= self.table.changed_ids
         moved = self._remember(originators, changed)
@@ -169,7 +167,7 @@ class Reconciler:
         self.force = False
         previous = self.selection
         sel = self.policy.select(self.context(own, self.known_originators, now, proven),
-                                 self.table.adverts(), changed=self._pending)
+                                 self.table.adverts_view(), changed=self._pending)
         self._pending = set()
         for conflict in sel.new_conflicts:
             log.warning("conflict: %s", conflict)
@@ -185,6 +183,26 @@ class Reconciler:
         if routes != self.routes:
             self.routes = routes
             result.routes_changed = True
+
+    def _changed(self, received: dict[str, bytes], originators: dict[str, Originator],
+                 own_id: str) -> set[str]:
+        """Nodes whose sms bytes or originator are not the very objects the table and
+        known_originators kept from the previous step (bmx7.py returns the same objects
+        for the files it did not read again), or that came or went."""
+        source = getattr(received, "source", None)
+        if source is not None and source is getattr(originators, "source", None):
+            seen, self._seen = self._seen, (source, received.version, originators.version)
+            if seen is not None and seen[0] is source:      # what bmx7.py read again since
+                return (source.changed_since(seen[1], "received")
+                        | source.changed_since(seen[2], "originators"))
+        else:
+            self._seen = None
+        table, known = self.table.nodes, self.known_originators
+        moved = {n for n, raw in received.items() if (e := table.get(n)) is None or e.raw is not raw}
+        moved.update(n for n, e in table.items() if e.present and n not in received)
+        moved.update(n for n, o in originators.items() if known.get(n) is not o)
+        moved.update(n for n in known if n not in originators)
+        return moved
 
     def _remember(self, originators: dict[str, Originator], changed: set[str]) -> dict:
         """A node's json/originators file can vanish too (bmx7 restarting, a torn rewrite):
@@ -340,14 +358,6 @@ class _Proofs:
 
 
 _MISSING = object()
-
-
-def _changed(before: dict, now: dict) -> set:
-    """Keys whose value is not the very same object as before (added and removed too)."""
-    moved = {k for k, v in now.items() if before.get(k, _MISSING) is not v}
-    if len(before) + sum(1 for k in moved if k not in before) != len(now):
-        moved.update(k for k in before if k not in now)
-    return moved
 
 
 def _endpoint_host(endpoint: str) -> str:
