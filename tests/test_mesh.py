@@ -248,3 +248,24 @@ def test_clock_behind_advertises_session_key_until_it_catches_up(ring):
                40, "peers back on the persisted key")
     ring.stop_helper(node, signal.SIGTERM)
     ring.start_helper(node)
+
+
+def test_sighup_reload_republishes_and_policy_rejects_unruled_network(ring):
+    before = _configs(ring)
+    ring.set_option("n1", "announce", ["10.77.0.0/24"])
+    ring.reload_helper("n1")
+    n1 = ring.node_id("n1")
+
+    def rejected_everywhere():
+        for n in ring.names[1:]:
+            peer = next((p for p in state(ring, n).get("peers", []) if p["node_id"] == n1), None)
+            if not peer or not any(r["network"] == "10.77.0.0/24" and "rule" in r["reason"]
+                                   for r in peer.get("networks_rejected", [])):
+                return False
+        return True
+    wait_until(rejected_everywhere, 20, "n1's new network shown as rejected (no rule accepts it)")
+    assert state(ring, "n1")["announce"] == ["10.77.0.0/24"]
+    assert _configs(ring) == before          # default policy: nothing but verified tunnel addresses
+    ring.set_option("n1", "announce", None)
+    ring.reload_helper("n1")
+    wait_until(lambda: state(ring, "n1")["announce"] == [], 10, "announce removed")
