@@ -55,6 +55,9 @@ class Helper:
         self.bmx7_pid: int | None = None
         self.bmx7_running = False
         self.last_stats = 0.0
+        self.stats_every = STATS_EVERY
+        self.next_state_write = 0.0
+        self.status_cache: dict = {}      # status.py's per-peer fields, rebuilt only on change
         self.state_dirty = True
         self.ubus = None
         self.route_tables: set = set()
@@ -250,13 +253,20 @@ class Helper:
         from .status import build
         return build(self)
 
-    def write_state(self, now: float) -> None:
-        if now - self.last_stats >= STATS_EVERY:
+    def write_state(self, now: float, force: bool = False) -> None:
+        """Refresh counters from WireGuard and write the state file, each at most as often as
+        keeps it a small share of the loop: on a 5,000-peer mesh a dump or a snapshot costs
+        100-200 ms, and events arriving meanwhile would wait."""
+        if now - self.last_stats >= self.stats_every:
+            began = time.monotonic()
             self.rec.refresh_device()   # handshakes, rx/tx, and anything changed behind our back
+            self.stats_every = max(STATS_EVERY, 20 * (time.monotonic() - began))
             self.last_stats = now
             self.state_dirty = True
-        if self.state_dirty:
+        if self.state_dirty and (force or now >= self.next_state_write):
+            began = time.monotonic()
             state.write(self.rundir, self.iface, self.snapshot())
+            self.next_state_write = now + max(TICK, 10 * (time.monotonic() - began))
             self.state_dirty = False
 
     # ---- signals --------------------------------------------------------------------------
@@ -370,7 +380,7 @@ class Helper:
         self.record_clock(self.clock())
         self.state_dirty = True
         self.stopping = True
-        self.write_state(self.clock())
+        self.write_state(self.clock(), force=True)
         log.info("%s: stopped", self.iface)
 
 

@@ -16,7 +16,8 @@ def write(rundir: str, iface: str, state: dict) -> None:
     target = path(rundir, iface)
     tmp = f"{target}.tmp"
     with open(tmp, "w") as fh:
-        json.dump(state, fh, indent=1, sort_keys=True)
+        # compact: the C encoder only runs without indent (3x faster on big meshes)
+        json.dump(state, fh, separators=(",", ":"), sort_keys=True)
     os.chmod(tmp, 0o644)
     os.replace(tmp, target)
 
