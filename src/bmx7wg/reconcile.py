@@ -48,7 +48,7 @@ class Reconciler:
         self.selection = None
         self.local_networks = local_networks
         self.node_of_key: dict[str, str] = {}          # desired peer -> its node
-        self.reported: dict[str, str] = {}   # peer key -> the node its add event named
+        self.node_of_key_before: dict[str, str] = {}   # keys of removed peers -> their node
         self.routes: frozenset = frozenset()
         self.force = True                      # config/key changed: recompute even if inputs did not
         self.replan = True                     # device re-read: diff all of it against `desired` again
@@ -236,6 +236,7 @@ class Reconciler:
 
     def desired_peers(self, sel) -> dict[str, PeerSpec]:
         desired = {}
+        self.node_of_key_before = {**self.node_of_key_before, **self.node_of_key}
         self.node_of_key = {}
         for node_id, decision in sel.peers.items():
             spec = self._spec(decision)
@@ -260,6 +261,7 @@ class Reconciler:
             if key is not None and self.node_of_key.get(key) == node_id:
                 del self.desired[key]
                 del self.node_of_key[key]
+                self.node_of_key_before[key] = node_id
                 self._plan_keys.add(key)
         for node_id in touched:
             decision = sel.peers.get(node_id)
@@ -269,6 +271,7 @@ class Reconciler:
                     self._plan_keys.add(spec.public_key)
                 self.desired[spec.public_key] = spec
                 self.node_of_key[spec.public_key] = node_id
+                self.node_of_key_before.pop(spec.public_key, None)
 
     def desired_routes(self, sel) -> frozenset:
         """(network, table, metric) routed into the link: the auto prefix plus selected networks."""
@@ -305,28 +308,28 @@ class Reconciler:
         return self.routes if want == self.routes else frozenset(want)
 
     def _update_cache(self, keys: set[str] | None, result: StepResult) -> None:
-        """Patch the device model with what the applied plan did (keys None: every peer), and
-        report add/remove per node; a key that changed hands (a copied key) is a remove of the
-        old node and an add of the new one."""
+        """Patch the device model with what the applied plan did (keys None: every peer)."""
         peers, desired = self.device.peers, self.desired
         for key in list(peers) if keys is None else sorted(keys):
             if key in peers and key not in desired and key in self.owned:
                 del peers[key]
                 self.owned.discard(key)
-                result.removed.append(self.reported.pop(key, key))
+                result.removed.append(self.node_of_key_before.get(key, key))
+        if keys is None:
+            self.node_of_key_before = {k: v for k, v in self.node_of_key_before.items() if k in peers}
+        else:
+            for key in keys:
+                if key not in peers:
+                    self.node_of_key_before.pop(key, None)
         for key in desired if keys is None else sorted(keys):
             spec = desired.get(key)
             if spec is None:
                 continue
-            node = self.node_of_key.get(key, key)
-            if self.reported.get(key) != node:
-                if key in self.reported:
-                    result.removed.append(self.reported[key])
-                result.added.append(node)
-                self.reported[key] = node
             old = peers.get(key)
-            if old is not None and (old.endpoint, old.allowed_ips, old.keepalive) == (
-                    spec.endpoint, spec.allowed_ips, spec.keepalive):
+            if old is None:
+                result.added.append(self.node_of_key.get(key, key))
+            elif (old.endpoint, old.allowed_ips, old.keepalive) == (spec.endpoint, spec.allowed_ips,
+                                                                     spec.keepalive):
                 continue
             peers[key] = PeerState(
                 public_key=key, endpoint=spec.endpoint, allowed_ips=spec.allowed_ips,
