@@ -12,6 +12,8 @@ import time
 
 import pytest
 
+from labtools import wait_until
+
 from bmx7wg.lab import mesh, netns
 
 REAL_BMX7 = os.environ.get("BMX7WG_REAL_BMX7")
@@ -22,16 +24,6 @@ pytestmark = [
                        "(bmx7 is not packaged; build upstream bmx-routing/bmx7 and point this at it)"),
     pytest.mark.skipif(os.geteuid() != 0, reason="needs root for network namespaces"),
 ]
-
-
-def wait_until(pred, timeout, what, interval=0.5):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = pred()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def helper(lab, name):

@@ -10,39 +10,17 @@ import time
 
 import pytest
 
+from labtools import wait_until, wg_dump, state
+
 from bmx7wg.lab import mesh
 
 HOLD = 8          # hold_down for the lab's helpers (s)
 EMU = {"hop_delay": 0.05, "purge_timeout": 40, "refill_delay": 3}
 
 
-def wait_until(pred, timeout, what, interval=0.3):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = pred()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-
-
-def wg_dump(lab, name):
-    """{public key: (endpoint, allowed ips, handshake, rx, tx)} straight from WireGuard."""
-    out = lab.exec(name, ["wg", "show", lab.ifname(name), "dump"]).stdout.splitlines()[1:]
-    peers = {}
-    for line in out:
-        f = line.split("\t")
-        peers[f[0]] = (f[2], f[3], int(f[4]), int(f[5]), int(f[6]))
-    return peers
-
-
 def config_of(dump):
     """What a helper configured (not the traffic counters)."""
     return {k: (v[0], v[1]) for k, v in dump.items()}
-
-
-def state(lab, name):
-    return lab.helper_state(name) or {}
 
 
 def fully_meshed(lab):

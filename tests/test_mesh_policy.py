@@ -22,6 +22,8 @@ import time
 
 import pytest
 
+from labtools import wait_until, wg_dump, state
+
 from bmx7wg import advert
 from bmx7wg.lab import emulator, mesh
 from bmx7wg.model import Advert
@@ -37,32 +39,8 @@ R_NOT_FROM_NODE = "no rule accepts it from this node (gw_id/gw_name)"
 
 # ---------------------------------------------------------------- helpers
 
-def wait_until(pred, timeout, what, interval=0.2):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = pred()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-
-
-def state(lab, name):
-    return lab.helper_state(name) or {}
-
-
 def peer_entry(lab, observer, node_id):
     return next((p for p in state(lab, observer).get("peers", []) if p["node_id"] == node_id), None)
-
-
-def wg_dump(lab, name):
-    """{public key: (endpoint, allowed ips, handshake, rx, tx)} straight from WireGuard."""
-    out = lab.exec(name, ["wg", "show", lab.ifname(name), "dump"]).stdout.splitlines()[1:]
-    peers = {}
-    for line in out:
-        f = line.split("\t")
-        peers[f[0]] = (f[2], f[3], int(f[4]), int(f[5]), int(f[6]))
-    return peers
 
 
 def wg_config(lab, name, keys):

@@ -6,9 +6,10 @@ import json
 import os
 import signal
 import sys
-import time
 
 import pytest
+
+from labtools import wait_until
 
 from bmx7wg.lab import mesh, netns
 from schema_check import check
@@ -20,16 +21,6 @@ RECORDER = """#!/bin/sh
 printf '%s\\n' "$*" >> "{log}"
 exit 0
 """
-
-
-def wait_until(pred, timeout, what):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = pred()
-        if value:
-            return value
-        time.sleep(0.3)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def recorded(log):
