@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import ctypes
 import os
 import secrets
 import statistics
@@ -26,28 +25,9 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src"))
 
 from bmx7wg.model import PeerSpec  # noqa: E402
+from bmx7wg.lab.netns import inside  # noqa: E402
 from bmx7wg.wg import Backend, plan  # noqa: E402
 
-CLONE_NEWNET = 0x40000000
-
-
-@contextlib.contextmanager
-def inside(netns: str | None):
-    """This thread (and what it starts) in network namespace `netns`; None: stay."""
-    if netns is None:
-        yield
-        return
-    libc = ctypes.CDLL(None, use_errno=True)
-    back = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
-    target = os.open(f"/run/netns/{netns}", os.O_RDONLY)
-    try:
-        if libc.setns(target, CLONE_NEWNET) != 0:
-            raise OSError(ctypes.get_errno(), f"setns {netns}")
-        yield
-    finally:
-        libc.setns(back, CLONE_NEWNET)
-        os.close(target)
-        os.close(back)
 
 
 def _wg(*args: str, stdin=None) -> str:

@@ -8,34 +8,18 @@ starts lives there too (one test, `test_under_ip_netns_exec`, uses ip netns exec
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import json
 import os
 import signal
 import subprocess
 import time
 
-CLONE_NEWNET = 0x40000000
-_libc = ctypes.CDLL(None, use_errno=True)
+from bmx7wg.lab.netns import inside  # noqa: F401  (re-exported for the wg tests)
+
 
 
 def sh(*argv: str, check: bool = True, **kw) -> subprocess.CompletedProcess:
     return subprocess.run(argv, check=check, capture_output=True, text=True, **kw)
-
-
-@contextlib.contextmanager
-def inside(ns: str):
-    """Run the body with this thread in network namespace `ns`."""
-    back = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
-    target = os.open(f"/run/netns/{ns}", os.O_RDONLY)
-    try:
-        if _libc.setns(target, CLONE_NEWNET) != 0:
-            raise OSError(ctypes.get_errno(), f"setns {ns}")
-        yield
-    finally:
-        _libc.setns(back, CLONE_NEWNET)
-        os.close(target)
-        os.close(back)
 
 
 def _netns_inode(ns: str) -> int:

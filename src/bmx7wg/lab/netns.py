@@ -6,6 +6,8 @@ directly inside their namespaces, so no lab device ever appears in the host's.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import json
 import os
 import signal
@@ -144,3 +146,26 @@ def _reap(pid: int) -> None:
         os.waitpid(pid, os.WNOHANG)
     except ChildProcessError:
         pass
+
+
+CLONE_NEWNET = 0x40000000
+
+
+@contextlib.contextmanager
+def inside(ns: str | None):
+    """Run the body with this thread in network namespace `ns` (None: stay where it is):
+    cheaper than `ip netns exec` per command, for tests and benchmarks that time `wg`."""
+    if ns is None:
+        yield
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    back = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+    target = os.open(f"/run/netns/{ns}", os.O_RDONLY)
+    try:
+        if libc.setns(target, CLONE_NEWNET) != 0:
+            raise OSError(ctypes.get_errno(), f"setns {ns}")
+        yield
+    finally:
+        libc.setns(back, CLONE_NEWNET)
+        os.close(target)
+        os.close(back)
