@@ -8,8 +8,13 @@ and the floor measured in the same run: raw `wg syncconf` cold and a single raw 
 with helper / raw ratios.
 
 The helper runs from bytecode compiled beforehand, as the router package ships it (with
-PYTHONDONTWRITEBYTECODE set, it would otherwise compile every module at each start). Its
-RSS is shown next to a bare `python3` started the same way.
+PYTHONDONTWRITEBYTECODE set, it would otherwise compile every module at each start), under
+a python3 with no third-party site-packages (a bare venv), as on a router: this machine's
+site-packages hold .pth hooks that load certifi into every python3 (+5 MB). Its RSS is
+shown next to a bare python3 of that venv, and of this machine.
+
+One change (helper and raw `wg set` alike) is the median of ONE_CHANGE_RUNS runs: a single
+few-millisecond sample is mostly scheduling noise.
 """
 
 from __future__ import annotations
@@ -33,9 +38,11 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "src"))
 
 from bmx7wg import address, advert, config  # noqa: E402
+from bmx7wg.daemon import STATS_EVERY  # noqa: E402
 from bmx7wg.model import Advert, NodeInfo  # noqa: E402
 
 NS = "bmx7wg-bench"
+ONE_CHANGE_RUNS = 7
 OWN_ID = "B0" * 28
 
 
@@ -125,9 +132,12 @@ def raw_floor(n: int, ifname: str) -> tuple[float, float]:
     cold = time.perf_counter() - t0
     os.unlink(fh.name)
     nid = node_id(1)
-    t0 = time.perf_counter()
-    sh(*in_ns(), "wg", "set", ifname, "peer", fake_key(1), "endpoint", f"[{address.primary_ip(nid)}]:51821")
-    one = time.perf_counter() - t0
+    runs = []
+    for k in range(ONE_CHANGE_RUNS):
+        t0 = time.perf_counter()
+        sh(*in_ns(), "wg", "set", ifname, "peer", fake_key(1), "endpoint", f"[{address.primary_ip(nid)}]:{51821 + k}")
+        runs.append(time.perf_counter() - t0)
+    one = statistics.median(runs)
     sh(*in_ns(), "ip", "link", "del", ifname, check=False)
     return cold, one
 
@@ -156,8 +166,12 @@ def core_bench(n: int, ifname: str, workdir: str) -> dict:
 
     cold, cold_w = step()
     noop, noop_w = step()
-    fake.write_sms(n // 2, port=51999)
-    one, one_w = step()
+    runs = []
+    for k in range(ONE_CHANGE_RUNS):
+        fake.write_sms(n // 2, port=51900 + k)
+        runs.append(step())
+    one = statistics.median(dt for dt, _ in runs)
+    one_w = max(w for _, w in runs)       # every one of them: exactly one write
     dump = backend.dump(ifname)
     assert len(dump.peers) == n, f"expected {n} peers, wg has {len(dump.peers)}"
     fake.close()
@@ -186,8 +200,9 @@ def latency_bench(n: int, ifname: str, workdir: str, samples: int) -> dict:
         fh.write("#!/bin/sh\nexit 0\n")
     os.chmod(f"{workdir}/bin/bmx7", 0o755)
     sh(*in_ns(), "ip", "link", "del", ifname, check=False)
-    proc = subprocess.Popen([sys.executable, "-m", "bmx7wg", "--confdir", conf, "--rundir", rund,
+    proc = subprocess.Popen([router_python(workdir), "-m", "bmx7wg", "--confdir", conf, "--rundir", rund,
                                        "run", "bench"], env=env, stderr=subprocess.PIPE, text=True)
+    started = time.perf_counter()
     added: dict[str, float] = {}
     ready = threading.Event()
 
@@ -215,8 +230,11 @@ def latency_bench(n: int, ifname: str, workdir: str, samples: int) -> dict:
         if sid in added:
             lat.append(added[sid] - t0)
         time.sleep(0.05)
+    # steady state: after the helper's periodic work (stats dumps, state files) has run twice
+    time.sleep(max(0.0, started + 2 * STATS_EVERY + 2 - time.perf_counter()))
     with open(f"/proc/{proc.pid}/status") as fh:
-        rss_kb = next(int(line.split()[1]) for line in fh if line.startswith("VmRSS"))
+        status = dict(line.split(":", 1) for line in fh)
+    rss_kb, peak_kb = (int(status[k].split()[0]) for k in ("VmRSS", "VmHWM"))
     proc.terminate()
     proc.wait(30)
     fake.close()
@@ -224,7 +242,7 @@ def latency_bench(n: int, ifname: str, workdir: str, samples: int) -> dict:
     lat.sort()
     return {"p50": statistics.median(lat) if lat else float("nan"),
             "p95": lat[max(0, int(len(lat) * 0.95) - 1)] if lat else float("nan"),
-            "samples": len(lat), "rss_mb": rss_kb / 1024}
+            "samples": len(lat), "rss_mb": rss_kb / 1024, "peak_mb": peak_kb / 1024}
 
 
 def helper_env(workdir: str) -> dict:
@@ -236,9 +254,17 @@ def helper_env(workdir: str) -> dict:
     return env
 
 
-def bare_rss_mb(workdir: str) -> float:
-    """RSS of a python3 that imports nothing of ours (site and all), for comparison."""
-    out = subprocess.run([sys.executable, "-c", "print(next(l.split()[1] for l in open('/proc/self/status')"
+def router_python(workdir: str) -> str:
+    """A python3 with site but no third-party packages or .pth hooks (a bare venv)."""
+    python = os.path.join(workdir, "venv", "bin", "python3")
+    if not os.path.exists(python):
+        subprocess.run([sys.executable, "-m", "venv", "--without-pip", os.path.join(workdir, "venv")], check=True)
+    return python
+
+
+def bare_rss_mb(workdir: str, python: str) -> float:
+    """RSS of a python3 that imports nothing of ours, for comparison."""
+    out = subprocess.run([python, "-c", "print(next(l.split()[1] for l in open('/proc/self/status')"
                           " if l.startswith('VmRSS')))"], env=helper_env(workdir), check=True,
                          capture_output=True, text=True).stdout
     return int(out) / 1024
@@ -266,7 +292,8 @@ def main() -> int:
     workdir = tempfile.mkdtemp(prefix="bmx7wg-bench-")
     rows = []
     try:
-        bare = bare_rss_mb(workdir)
+        bare = bare_rss_mb(workdir, router_python(workdir))
+        bare_here = bare_rss_mb(workdir, sys.executable)
         for n in (int(s) for s in args.sizes.split(",")):
             raw_cold, raw_one = raw_floor(n, "wgbraw0")
             core = core_bench(n, "wgbcore0", workdir)
@@ -278,7 +305,8 @@ def main() -> int:
             print(f"         one change {core['one']*1000:6.1f} ms ({core['one_writes']} write)  "
                   f"raw wg set {raw_one*1000:6.1f} ms  ratio {core['one']/raw_one:5.2f}", flush=True)
             print(f"         event->peer p50 {lat['p50']*1000:6.1f} ms  p95 {lat['p95']*1000:6.1f} ms "
-                  f"(n={lat['samples']})  helper RSS {lat['rss_mb']:.1f} MB (bare python3 {bare:.1f} MB)",
+                  f"(n={lat['samples']})  helper RSS {lat['rss_mb']:.1f} MB, peak {lat['peak_mb']:.1f} MB "
+                  f"(bare python3 {bare:.1f} MB; with this machine's site-packages {bare_here:.1f} MB)",
                   flush=True)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

@@ -245,7 +245,7 @@ def test_installs_into_an_empty_staging_root_and_runs(tmp_path, unpacked):
 
 def test_pip_install_gives_the_bmx7wg_command(tmp_path):
     scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
-    assert scripts == {"bmx7wg": "bmx7wg.cli:main"}
+    assert scripts == {"bmx7wg": "bmx7wg.entry:main"}
     build = tmp_path / "src-copy"
     build.mkdir()
     shutil.copy(ROOT / "pyproject.toml", build)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bmx7wg import address, advert, policy
+from bmx7wg import address, advert, policy, record
 from bmx7wg.model import Advert
 from policy_world import ME, auto, key, node_id, originator
 
@@ -118,9 +118,7 @@ def worlds(draw, now=100.0):
 
 
 def with_ctx(ctx, **changes):
-    fields = {f: getattr(ctx, f) for f in ctx.__dataclass_fields__}
-    fields.update(changes)
-    return policy.PolicyContext(**fields)
+    return record.replace(ctx, **changes)
 
 
 # ---------------------------------------------------------------------------- invariants

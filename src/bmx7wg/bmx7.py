@@ -28,7 +28,6 @@ import sys
 import time
 import weakref
 from collections.abc import Sequence
-from pathlib import Path
 
 from . import watch
 from .address import is_node_id
@@ -68,7 +67,7 @@ class Bmx7:
 
     def __init__(self, runtime_dir: str | os.PathLike = DEFAULT_RUNTIME_DIR,
                  bmx7_cmd: str | Sequence[str] = "bmx7", timeout: float = 5.0):
-        self.runtime_dir = Path(runtime_dir)
+        self.runtime_dir = os.fspath(runtime_dir)
         self.bmx7_cmd = shlex.split(bmx7_cmd) if isinstance(bmx7_cmd, str) else list(bmx7_cmd)
         self.timeout = timeout
         self._own: NodeInfo | None = None
@@ -76,7 +75,7 @@ class Bmx7:
         self._orig_stat: dict[str, tuple] = {}
         self._sms_cache: dict[str, tuple[tuple, bytes]] = {}
         # With inotify, only the files named in its events are read again (see _Changes).
-        self._orig_changes = _Changes(self.json_dir / "originators")
+        self._orig_changes = _Changes(os.path.join(self.json_dir, "originators"))
         self._rcvd_changes = _Changes(self.rcvd_dir)
         self._rcvd: dict[str, dict[str, bytes]] = {}   # sms name -> {node_id: data}
         self._rcvd_dirty: dict[str, set[str]] = {}      # sms name -> node ids to read again
@@ -89,22 +88,22 @@ class Bmx7:
     # ------------------------------------------------------------ paths
 
     @property
-    def send_dir(self) -> Path:
-        return self.runtime_dir / "sms" / "sendSms"
+    def send_dir(self) -> str:
+        return os.path.join(self.runtime_dir, "sms", "sendSms")
 
     @property
-    def rcvd_dir(self) -> Path:
-        return self.runtime_dir / "sms" / "rcvdSms"
+    def rcvd_dir(self) -> str:
+        return os.path.join(self.runtime_dir, "sms", "rcvdSms")
 
     @property
-    def json_dir(self) -> Path:
-        return self.runtime_dir / "json"
+    def json_dir(self) -> str:
+        return os.path.join(self.runtime_dir, "json")
 
     # ------------------------------------------------------------ json plugin
 
     def own(self) -> NodeInfo | None:
         """The own node from json/status; None if absent (the last good value if torn)."""
-        data = self._read_json(self.json_dir / "status")
+        data = self._read_json(os.path.join(self.json_dir, "status"))
         if data is _ABSENT:
             self._own = None
             return None
@@ -161,7 +160,7 @@ class Bmx7:
         if changes is None:                               # start, overflow, new directory
             self._orig_stat = {}
             try:
-                listed = [e.name for e in os.scandir(self.json_dir / "originators")]
+                listed = [e.name for e in os.scandir(os.path.join(self.json_dir, "originators"))]
             except (FileNotFoundError, NotADirectoryError):
                 listed = []
             changes = {*listed, *self._originators}
@@ -186,7 +185,7 @@ class Bmx7:
 
     def _originators_by_stat(self) -> dict[str, Originator]:
         try:
-            entries = list(os.scandir(self.json_dir / "originators"))
+            entries = list(os.scandir(os.path.join(self.json_dir, "originators")))
         except (FileNotFoundError, NotADirectoryError):
             self._originators, self._orig_stat = {}, {}
             return {}
@@ -205,7 +204,7 @@ class Bmx7:
                 result[node_id], stats[node_id] = cached, key
                 continue
             node_id = sys.intern(node_id)
-            data = self._read_json(Path(entry.path))
+            data = self._read_json(entry.path)
             if data is _ABSENT:
                 continue
             orig = _originator(data, node_id)
@@ -222,13 +221,14 @@ class Bmx7:
         self._originators, self._orig_stat = result, stats
         return dict(result)
 
-    def _read_json(self, path: Path) -> object:
+    def _read_json(self, path: str) -> object:
         """Parsed JSON, _ABSENT, or _UNREADABLE after a few tries."""
         for attempt in range(self.read_attempts):
             if attempt:
                 time.sleep(self.retry_delay)
             try:
-                raw = path.read_bytes()
+                with open(path, "rb") as fh:
+                    raw = fh.read()
             except FileNotFoundError:
                 return _ABSENT
             except OSError:
@@ -330,7 +330,8 @@ class Bmx7:
         """What sendSms/<name> holds now, or None."""
         _require_sms_name(name)
         try:
-            return (self.send_dir / name).read_bytes()
+            with open(os.path.join(self.send_dir, name), "rb") as fh:
+                return fh.read()
         except OSError:
             return None
 
@@ -345,24 +346,24 @@ class Bmx7:
             raise ValueError(f"sms {name} is {len(data)} bytes, limit {max_size}")
         if self.published(name) == data:
             return False
-        self.send_dir.mkdir(parents=True, exist_ok=True)
+        os.makedirs(self.send_dir, exist_ok=True)
         # a leading '.' is never a valid sms name, so bmx7 cannot pick up the temp file
-        tmp = self.send_dir / f".{name}.{os.getpid()}.tmp"
+        tmp = os.path.join(self.send_dir, f".{name}.{os.getpid()}.tmp")
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
             with os.fdopen(fd, "wb") as f:
                 f.write(data)
             os.chmod(tmp, 0o644)
-            os.replace(tmp, self.send_dir / name)
+            os.replace(tmp, os.path.join(self.send_dir, name))
         except BaseException:
-            tmp.unlink(missing_ok=True)
+            _unlink(tmp)
             raise
         return True
 
     def withdraw(self, name: str) -> bool:
         """Remove sendSms/<name> and unregister it; False if bmx7 could not be told."""
         _require_sms_name(name)
-        (self.send_dir / name).unlink(missing_ok=True)
+        _unlink(os.path.join(self.send_dir, name))
         return self._control(f"syncSms=-{name}")
 
     def register(self, name: str) -> bool:
@@ -392,7 +393,7 @@ class Bmx7:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
             s.settimeout(1.0)
             try:
-                s.connect(str(self.runtime_dir / "sock"))
+                s.connect(os.path.join(self.runtime_dir, "sock"))
             except OSError:
                 return False
         return True
@@ -400,10 +401,18 @@ class Bmx7:
     def pid(self) -> int | None:
         """The pid bmx7 wrote at start (it may be stale: see alive())."""
         try:
-            text = (self.runtime_dir / "pid").read_text().strip()
+            with open(os.path.join(self.runtime_dir, "pid")) as fh:
+                text = fh.read().strip()
         except (OSError, UnicodeDecodeError):
             return None
         return int(text) if re.fullmatch(r"[0-9]{1,10}", text) and int(text) > 0 else None
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
 
 
 IN_MODIFY = 0x00000002       # a write: a reader may have caught the file half written

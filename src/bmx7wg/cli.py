@@ -4,7 +4,6 @@ so the CLI, ubus and LuCI always show the same thing."""
 from __future__ import annotations
 
 import json
-import logging
 import os
 import sys
 import time
@@ -12,12 +11,7 @@ import time
 import click
 
 from . import __version__
-
-
-def _setup_logging(verbose: bool) -> None:
-    # On OpenWrt netifd/procd forward stderr to syslog: no timestamps of our own.
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
-                        format="bmx7wg: %(message)s", stream=sys.stderr)
+from .entry import setup_logging
 
 
 class _Commands(click.Group):
@@ -43,7 +37,7 @@ class _Commands(click.Group):
 @click.pass_context
 def main(ctx, confdir, savedir, rundir, verbose):
     """Automatic WireGuard tunnels between the nodes of a BMX7 mesh."""
-    _setup_logging(verbose)
+    setup_logging(verbose)
     ctx.obj = {"confdir": confdir, "savedir": savedir, "rundir": rundir}
 
 

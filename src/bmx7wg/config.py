@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from dataclasses import dataclass, field
+from .record import record, field
 
 from .model import IPNetwork
 
@@ -24,7 +24,7 @@ class ConfigError(ValueError):
     """One-line, admin-readable description of a bad option."""
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class IfaceConfig:
     iface: str
     ifname: str

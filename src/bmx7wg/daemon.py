@@ -15,7 +15,7 @@ import signal
 import socket
 import time
 
-from dataclasses import replace
+from .record import replace
 
 from . import address, advert, clockguard, config, keys, port, state, wg
 from .bmx7 import Bmx7
@@ -57,8 +57,11 @@ class Helper:
         self.last_stats = 0.0
         self.stats_every = STATS_EVERY
         self.next_state_write = 0.0
-        self.status_cache: dict = {}      # status.py's per-peer fields, rebuilt only on change
         self.state_dirty = True
+        self.pid = os.getpid()            # the state file's pid, also when a child writes it
+        self.writer: int | None = None    # pid of the child writing the state file
+        self.stats: _StatsRead | None = None
+        self.sel: selectors.BaseSelector | None = None
         self.ubus = None
         self.route_tables: set = set()
         self.clock_behind_until: float | None = None
@@ -254,20 +257,55 @@ class Helper:
         return build(self)
 
     def write_state(self, now: float, force: bool = False) -> None:
-        """Refresh counters from WireGuard and write the state file, each at most as often as
-        keeps it a small share of the loop: on a 5,000-peer mesh a dump or a snapshot costs
-        100-200 ms, and events arriving meanwhile would wait."""
-        if now - self.last_stats >= self.stats_every:
-            began = time.monotonic()
-            self.rec.refresh_device()   # handshakes, rx/tx, and anything changed behind our back
-            self.stats_every = max(STATS_EVERY, 20 * (time.monotonic() - began))
+        """Refresh counters from WireGuard and write the state file, neither in the way of
+        events: the dump is read as it comes, and the file is written by a forked child
+        (state.write_in_child). `force` (shutdown) writes here and now."""
+        if now - self.last_stats >= self.stats_every and self.stats is None and self.sel is not None:
             self.last_stats = now
-            self.state_dirty = True
-        if self.state_dirty and (force or now >= self.next_state_write):
-            began = time.monotonic()
+            self.start_stats()
+        if self.writer is not None:
+            done = state.reaped(self.writer)
+            if done is None and not force:
+                return                      # one writer at a time: the file only moves forward
+            if done is None:
+                os.waitpid(self.writer, 0)
+            elif not done:
+                self.state_dirty = True
+            self.writer = None
+        if not self.state_dirty or not (force or now >= self.next_state_write):
+            return
+        self.state_dirty = False
+        self.next_state_write = now + TICK
+        if force:
             state.write(self.rundir, self.iface, self.snapshot())
-            self.next_state_write = now + max(TICK, 10 * (time.monotonic() - began))
-            self.state_dirty = False
+        else:
+            self.writer = state.write_in_child(self.rundir, self.iface, self.snapshot)
+
+    def start_stats(self) -> None:
+        try:
+            self.stats = _StatsRead(self.backend.start_dump(self.cfg.ifname), self.backend.writes)
+        except wg.WgError as exc:
+            log.warning("%s: %s", self.iface, exc)
+            return
+        self.sel.register(self.stats.fd, selectors.EVENT_READ, "stats")
+
+    def read_stats(self) -> None:
+        """Take what the running dump wrote; at its end, hand the device to the reconciler."""
+        read = self.stats
+        if read.read():
+            return
+        self.sel.unregister(read.fd)
+        self.stats = None
+        began = time.monotonic()
+        try:
+            device = read.finish(self.backend, self.cfg.ifname)
+        except wg.WgError as exc:
+            log.warning("%s: %s", self.iface, exc)
+            return
+        # peers written since the dump began are missing from it or stale in it
+        self.rec.take_dump(device, exact=self.backend.writes == read.writes)
+        self.stats_every = max(STATS_EVERY, 50 * (time.monotonic() - began))
+        self.state_dirty = True
 
     # ---- signals --------------------------------------------------------------------------
     def reload(self) -> None:
@@ -331,7 +369,7 @@ class Helper:
                 os.path.join(self.cfg.bmx7_dir, "json", "originators"),
                 self.cfg.bmx7_dir]
         watcher = Watcher(dirs)
-        sel = selectors.DefaultSelector()
+        sel = self.sel = selectors.DefaultSelector()
         sel.register(rsock, selectors.EVENT_READ, "signal")
         if watcher.fileno() is not None:
             sel.register(watcher.fileno(), selectors.EVENT_READ, "watch")
@@ -357,6 +395,8 @@ class Helper:
                                 pass
                         except BlockingIOError:
                             pass
+                    elif key.data == "stats":
+                        self.read_stats()
                     elif watcher.read():
                         self.reconcile(self.clock())
                 self.handle_signals()
@@ -365,7 +405,11 @@ class Helper:
         finally:
             signal.set_wakeup_fd(old_fd)
             watcher.close()
+            if self.stats is not None:
+                self.stats.close()
+                self.stats = None
             sel.close()
+            self.sel = None
             self.shutdown()
 
     def shutdown(self) -> None:
@@ -382,6 +426,36 @@ class Helper:
         self.stopping = True
         self.write_state(self.clock(), force=True)
         log.info("%s: stopped", self.iface)
+
+
+class _StatsRead:
+    """A `wg show dump` running beside the event loop, and what it printed so far."""
+
+    def __init__(self, proc, writes: int):
+        self.proc = proc
+        self.fd = proc.stdout.fileno()
+        self.writes = writes            # backend.writes when it started
+        self.chunks: list[bytes] = []
+
+    def read(self) -> bool:
+        """False at the end of its output."""
+        chunk = os.read(self.fd, 1 << 18)
+        if chunk:
+            self.chunks.append(chunk)
+        return bool(chunk)
+
+    def finish(self, backend, ifname: str):
+        self.proc.wait()
+        err = self.proc.stderr.read().decode(errors="replace")
+        self.close()
+        return backend.dumped(ifname, self.proc.returncode, b"".join(self.chunks).decode(), err)
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc.stdout.close()
+        self.proc.stderr.close()
 
 
 def _connect_ubus(rundir: str):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import subprocess
-from dataclasses import dataclass
+from .record import record
 
 from .config import KEY_RE, IfaceConfig
 
@@ -17,7 +17,7 @@ class KeyStoreError(RuntimeError):
     """Key generation or storage failed (message never contains key material)."""
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class KeyPair:
     private_path: str   # 0600 file holding the private key
     public_key: str

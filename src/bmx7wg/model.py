@@ -5,12 +5,12 @@ slots: the helper holds several of these per node, thousands of nodes on a big m
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass, field
+from .record import record, field
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class Advert:
     """What one node publishes through its sms file (see advert.py for the wire format)."""
 
@@ -21,7 +21,7 @@ class Advert:
     version: int = 1
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class NodeInfo:
     """The own node, from bmx7's json/status."""
 
@@ -30,7 +30,7 @@ class NodeInfo:
     primary_ip: str
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class Originator:
     """One node as bmx7 sees it (json/originators/<NODEID>)."""
 
@@ -50,7 +50,7 @@ class Originator:
         return self.dev != "---" and self.last_ref < 20
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class PeerSpec:
     """Desired configuration of one WireGuard peer."""
 
@@ -60,7 +60,7 @@ class PeerSpec:
     keepalive: int = 0
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class PeerState:
     """A peer as `wg show <if> dump` reports it."""
 
@@ -73,7 +73,7 @@ class PeerState:
     keepalive: int = 0
 
 
-@dataclass(slots=True)
+@record(slots=True)
 class DeviceState:
     """The device line plus peers of `wg show <if> dump`. Holds no private key."""
 

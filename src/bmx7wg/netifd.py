@@ -27,7 +27,6 @@ from __future__ import annotations
 import ipaddress
 import json
 import logging
-import shutil
 import subprocess
 
 from .config import BMX7_PREFIX
@@ -202,6 +201,7 @@ def call(obj: str, method: str, data: dict) -> bool:
         except Exception as exc:  # python-ubus raises RuntimeError with ubus_strerror()
             log.warning("ubus call %s %s: %s", obj, method, str(exc).strip()[:120])
             return False
+    import shutil          # only without python-ubus
     cli = shutil.which("ubus")
     if cli is None:
         _once("no-ubus", "ubus not available: cannot send %s %s (further ones not logged)", obj, method)

@@ -12,14 +12,14 @@ have a clock running.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from .record import record, field
 from types import MappingProxyType
 
 from . import advert
 from .model import Advert, Originator
 
 
-@dataclass(slots=True)
+@record(slots=True)
 class Advertiser:
     node_id: str
     raw: bytes = b""
@@ -31,7 +31,7 @@ class Advertiser:
     shown: Advert | advert.AdvertError | None = None   # what adverts() gives the policy
 
 
-@dataclass
+@record
 class PeerTable:
     hold_down: float
     nodes: dict[str, Advertiser] = field(default_factory=dict)

@@ -22,7 +22,7 @@ import ipaddress
 import re
 import socket
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from .record import record, field
 
 from . import address
 from .config import BMX7_PREFIX, DEFAULT_AUTO_PREFIX, KEY_RE, ConfigError
@@ -59,7 +59,7 @@ R_MALFORMED = "malformed advert"
 
 # ---------------------------------------------------------------------------- rules
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Rule:
     """One search rule: which offered networks are accepted, from whom, and how routed."""
 
@@ -208,7 +208,7 @@ def _table(opts: _RuleOptions) -> int | None:
 
 # ---------------------------------------------------------------------------- inputs / outputs
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class PolicyContext:
     own_node_id: str
     auto_prefix: ipaddress.IPv6Network | str = DEFAULT_AUTO_PREFIX
@@ -224,7 +224,7 @@ class PolicyContext:
     bmx7_prefix: ipaddress.IPv6Network = BMX7_PREFIX
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class Route:
     network: str
     table: int | None = None
@@ -232,7 +232,7 @@ class Route:
     net: IPNetwork | None = field(default=None, compare=False, repr=False)   # `network` parsed
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class PeerDecision:
     """What one advertising node gets. Only `accepted` decisions carry allowed-ips."""
 
@@ -250,7 +250,7 @@ class PeerDecision:
     rejected: tuple[tuple[str, str], ...] = ()     # (entry, reason)
 
 
-@dataclass(frozen=True, order=True)
+@record(frozen=True, order=True)
 class Conflict:
     """Several nodes claimed one prefix (kind "prefix") or one public key (kind "key")."""
 
@@ -267,7 +267,7 @@ class Conflict:
                 f"{_short(self.winner)} keeps it ({self.decided_by})")
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Selection:
     now: float
     peers: dict[str, PeerDecision]

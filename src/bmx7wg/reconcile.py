@@ -17,7 +17,7 @@ import gc
 import ipaddress
 import logging
 import time
-from dataclasses import dataclass, field
+from .record import record, field, replace
 
 from . import policy, wg
 from .config import IfaceConfig
@@ -27,7 +27,7 @@ from .peers import PeerTable
 log = logging.getLogger("bmx7wg")
 
 
-@dataclass
+@record
 class StepResult:
     writes: int = 0
     added: list[str] = field(default_factory=list)      # node ids
@@ -65,10 +65,27 @@ class Reconciler:
         self._ip_cache: dict[str, object] = {}
 
     def refresh_device(self) -> DeviceState | None:
-        self.device = self.backend.dump(self.cfg.ifname)
-        self.kernel_peers = dict(self.device.peers) if self.device else {}
-        self.replan = True      # the kernel's view may differ from our cache: compare again
+        self.take_dump(self.backend.dump(self.cfg.ifname), exact=True)
         return self.device
+
+    def take_dump(self, device: DeviceState | None, exact: bool) -> None:
+        """A `wg show dump`. `exact`: nothing was written while it was read, so it is the
+        device as it is now: it replaces the cache, and the next step compares everything
+        (the kernel may differ from our cache). Otherwise the cache, which knows the later
+        writes, stays, and only the counters and handshakes are taken from the dump."""
+        if device is not None and self.device is not None:
+            _share(device.peers, self.device.peers)
+        self.kernel_peers = dict(device.peers) if device else {}
+        if exact or device is None or self.device is None:
+            self.device = device
+            self.replan = True
+            return
+        peers = self.device.peers
+        for key, seen in device.peers.items():
+            cached = peers.get(key)
+            if cached is not None and (cached.latest_handshake, cached.rx, cached.tx) != (
+                    seen.latest_handshake, seen.rx, seen.tx):
+                peers[key] = replace(cached, latest_handshake=seen.latest_handshake, rx=seen.rx, tx=seen.tx)
 
     def context(self, own: NodeInfo, originators: dict[str, Originator], now: float,
                 proven: dict[str, str] | None = None):
@@ -335,6 +352,22 @@ class Reconciler:
                 public_key=key, endpoint=spec.endpoint, allowed_ips=spec.allowed_ips,
                 latest_handshake=old.latest_handshake if old else None,
                 rx=old.rx if old else 0, tx=old.tx if old else 0, keepalive=spec.keepalive)
+
+
+def _share(fresh: dict[str, PeerState], cached: dict[str, PeerState]) -> None:
+    """Let a new dump's peers reuse the cached objects where they are equal: whole peers
+    when nothing moved, else their allowed-ips and endpoint. Each dump would otherwise
+    hold a second copy of every peer (~1 KB each)."""
+    for key, peer in fresh.items():
+        old = cached.get(key)
+        if old is None or old is peer:
+            continue
+        if peer == old:
+            fresh[key] = old
+        elif peer.allowed_ips == old.allowed_ips or peer.endpoint == old.endpoint:
+            fresh[key] = replace(
+                peer, allowed_ips=old.allowed_ips if peer.allowed_ips == old.allowed_ips else peer.allowed_ips,
+                endpoint=old.endpoint if peer.endpoint == old.endpoint else peer.endpoint)
 
 
 class _Proofs:

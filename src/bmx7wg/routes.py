@@ -13,7 +13,7 @@ import ipaddress
 import json
 import subprocess
 from collections.abc import Iterable
-from dataclasses import dataclass
+from .record import record
 
 RT_PROTO = 77                 # unassigned in /etc/iproute2/rt_protos; marks our routes
 _DEFAULT_METRIC = {4: 0, 6: 1024}   # what the kernel gives a route added without one
@@ -23,7 +23,7 @@ class RouteError(Exception):
     """One-line error naming the interface or the bad value."""
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Changes:
     added: int = 0
     removed: int = 0

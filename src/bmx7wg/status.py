@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 from . import address
 
 ACTIVE_HANDSHAKE = 180   # WireGuard re-handshakes every 2 min on a live session
@@ -20,15 +18,10 @@ def peer_state(now: float, handshake: int | None, absent_for: float | None, conf
     return "pending"
 
 
-def _described(cache: dict, node_id: str, entry, decision, name, allowed) -> dict:
-    """The fields that change only with the advert, the policy's decision or the peer's
-    allowed-ips; kept per node so a 5,000-peer snapshot rebuilds only what moved."""
-    hit = cache.get(node_id)
-    if (hit is not None and hit[0] is entry.good and hit[1] == entry.error and hit[2] is decision
-            and hit[3] == name and hit[4] == allowed):
-        return hit[5]
+def _described(node_id: str, entry, decision, name, allowed) -> dict:
+    """The fields that change only with the advert, the policy's decision or the peer's allowed-ips."""
     key = decision.public_key if decision else (entry.good.public_key if entry.good else None)
-    fields = {
+    return {
         "node_id": node_id,
         "short_id": address.short_id(node_id),
         "name": name,
@@ -40,11 +33,9 @@ def _described(cache: dict, node_id: str, entry, decision, name, allowed) -> dic
         "networks_accepted": sorted(decision.accepted_networks) if decision else [],
         "networks_rejected": [{"network": n, "reason": r} for n, r in (decision.rejected if decision else [])],
     }
-    cache[node_id] = (entry.good, entry.error, decision, name, allowed, fields)
-    return fields
 
 
-def _peer(helper, cache: dict, now: float, node_id: str, entry) -> dict:
+def _peer(helper, now: float, node_id: str, entry) -> dict:
     rec = helper.rec
     decision = rec.selection.peers.get(node_id) if rec.selection else None
     key = decision.public_key if decision else (entry.good.public_key if entry.good else None)
@@ -64,7 +55,7 @@ def _peer(helper, cache: dict, now: float, node_id: str, entry) -> dict:
         reason = f"advertisement gone for {int(absent)} s (hold-down {int(rec.cfg.hold_down)} s)"
     handshake = wgpeer.latest_handshake if wgpeer else None
     return {
-        **_described(cache, node_id, entry, decision, name, wgpeer.allowed_ips if wgpeer else None),
+        **_described(node_id, entry, decision, name, wgpeer.allowed_ips if wgpeer else None),
         "state": peer_state(now, handshake, absent, wgpeer is not None, entry.error is not None),
         "reason": reason,
         "latest_handshake": handshake,
@@ -77,14 +68,11 @@ def build(helper) -> dict:
     now = helper.clock()
     cfg = helper.cfg
     rec = helper.rec
-    cache = helper.status_cache
-    for gone in cache.keys() - rec.table.nodes.keys():
-        del cache[gone]
-    peers = [_peer(helper, cache, now, nid, entry) for nid, entry in sorted(rec.table.nodes.items())]
+    peers = [_peer(helper, now, nid, entry) for nid, entry in sorted(rec.table.nodes.items())]
     return {
         "interface": helper.iface,
         "ifname": cfg.ifname,
-        "pid": None if helper.stopping else os.getpid(),
+        "pid": None if helper.stopping else helper.pid,
         "updated": now,
         "public_key": helper.keypair.public_key,
         "listen_port": helper.port,

@@ -25,9 +25,8 @@ from __future__ import annotations
 import fcntl
 import os
 import re
-import tempfile
-from dataclasses import dataclass, field
-from typing import NamedTuple
+from collections import namedtuple
+from .record import record, field
 
 DEFAULT_CONFDIR = "/etc/config"
 DEFAULT_SAVEDIR = "/tmp/.uci"
@@ -115,7 +114,7 @@ def _decode(data: bytes) -> str:
 # ---------------------------------------------------------------------------
 # data model
 
-@dataclass(eq=False)
+@record(eq=False)
 class Section:
     name: str
     type: str
@@ -123,22 +122,12 @@ class Section:
     options: dict[str, Value] = field(default_factory=dict)
 
 
-class Delta(NamedTuple):
-    """One pending change; cmd is one of '+', '-', '' (change), '@', '^', '|', '~'."""
+# (collections.namedtuple, not typing.NamedTuple: typing alone is 0.5 MB of the helper's memory)
+Delta = namedtuple("Delta", "cmd section option value")
+Delta.__doc__ = "One pending change; cmd is one of '+', '-', '' (change), '@', '^', '|', '~'."
 
-    cmd: str
-    section: str
-    option: str | None
-    value: str | None
-
-
-class Ptr(NamedTuple):
-    """`config.section.option=value` as libuci's uci_parse_ptr splits it."""
-
-    package: str
-    section: str | None
-    option: str | None
-    value: str | None
+Ptr = namedtuple("Ptr", "package section option value")
+Ptr.__doc__ = "`config.section.option=value` as libuci's uci_parse_ptr splits it (None: absent)."
 
 
 def _djb_hash(text: str) -> int:
@@ -887,6 +876,7 @@ class ConfigFiles:
 
     def _replace(self, path: str, text: str) -> None:
         real = os.path.realpath(path)
+        import tempfile    # writes only: the helper reads config and never pays for it
         fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.uci-", dir=self.confdir)
         try:
             with os.fdopen(fd, "wb") as f:
