@@ -17,7 +17,7 @@ import time
 
 from .record import replace
 
-from . import address, advert, clockguard, config, keys, port, state, wg
+from . import address, advert, clockguard, config, heap, keys, port, state, wg
 from .bmx7 import Bmx7
 from .model import Advert, NodeInfo
 from .reconcile import Reconciler
@@ -28,6 +28,7 @@ log = logging.getLogger("bmx7wg")
 
 TICK = 1.0
 STATS_EVERY = 5.0
+TRIM_AFTER = 100              # peers added/removed in one step: worth handing freed heap back
 REGISTER_GRACE = 3.0          # own sms copy may lag the publish by ~0.1 s; allow for slow bmx7
 
 
@@ -244,6 +245,8 @@ class Helper:
             self.event("remove", node_id)
         if result.writes or result.added or result.removed:
             self.state_dirty = True
+        if len(result.added) + len(result.removed) >= TRIM_AFTER:
+            heap.trim()
 
     def event(self, action: str, node_id: str) -> None:
         if self.ubus is not None:
@@ -304,6 +307,7 @@ class Helper:
             return
         # peers written since the dump began are missing from it or stale in it
         self.rec.take_dump(device, exact=self.backend.writes == read.writes)
+        heap.trim()               # the dump's text and the lines parsed from it are gone
         self.stats_every = max(STATS_EVERY, 50 * (time.monotonic() - began))
         self.state_dirty = True
 
