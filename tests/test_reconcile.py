@@ -141,3 +141,48 @@ def test_incremental_steps_leave_wireguard_as_a_full_recompute_would(data):
         assert set(configured) == set(want)
         again = rec.step(now, own, dict(received), dict(origs))
         assert again.writes == 0 and not again.added and not again.removed
+
+
+def _mesh_of(n: int):
+    cfg = config.parse("wgmesh", {"hold_down": "10"})
+    wg = SimulatedWg()
+    rec = Reconciler(cfg, wg)
+    own = NodeInfo(ME, "me", originator(ME).primary_ip)
+    nodes = [node_id(f"dump{i}") for i in range(n)]
+    origs = {ME: originator(ME), **{nid: originator(nid) for nid in nodes}}
+    received = {nid: advert.encode(mk_advert(nid)) for nid in nodes}
+    return rec, wg, own, nodes, origs, received
+
+
+def test_a_dump_read_while_peers_were_written_keeps_the_cache_and_takes_only_counters():
+    rec, wg, own, nodes, origs, received = _mesh_of(3)
+    first = {nid: received[nid] for nid in nodes[:2]}
+    assert rec.step(1000.0, own, first, origs).writes == 1
+    stale = wg.dump("wgmesh")                    # begun before the third peer was written
+    key0 = next(iter(stale.peers))
+    stale.peers[key0] = PeerState(key0, stale.peers[key0].endpoint, stale.peers[key0].allowed_ips,
+                                  1_700_000_000, 1234, 5678, stale.peers[key0].keepalive)
+    assert rec.step(1001.0, own, received, origs).writes == 1
+    rec.take_dump(stale, exact=False)
+    assert len(rec.device.peers) == 3            # the third peer is not forgotten
+    got = rec.device.peers[key0]
+    assert (got.latest_handshake, got.rx, got.tx) == (1_700_000_000, 1234, 5678)
+    assert rec.kernel_peers[key0].rx == 1234      # proofs read what the kernel said
+    assert rec.step(1002.0, own, received, origs).writes == 0
+
+    rec.take_dump(stale, exact=True)             # taken as the device: the next step repairs it
+    assert rec.step(1003.0, own, received, origs).writes == 1
+
+
+def test_an_unchanged_dump_reuses_the_cached_peer_objects():
+    rec, wg, own, nodes, origs, received = _mesh_of(4)
+    rec.step(1000.0, own, received, origs)
+    rec.refresh_device()
+    cached = dict(rec.device.peers)
+    rec.refresh_device()                          # a new dump, every peer equal
+    assert all(rec.device.peers[k] is cached[k] for k in cached)
+    wg.peers[next(iter(cached))]["endpoint"] = "[fd70::9]:1"     # one moved behind our back
+    rec.refresh_device()
+    moved = next(iter(cached))
+    assert rec.device.peers[moved] is not cached[moved]
+    assert rec.device.peers[moved].allowed_ips is cached[moved].allowed_ips
