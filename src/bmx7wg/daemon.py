@@ -28,6 +28,8 @@ log = logging.getLogger("bmx7wg")
 
 TICK = 1.0
 STATS_EVERY = 5.0
+STATS_TIMEOUT = 30.0          # a `wg show dump` still running after this is given up
+FORK_STATE_ABOVE = 200        # peers: a bigger state file is written by a forked child
 TRIM_AFTER = 100              # peers added/removed in one step: worth handing freed heap back
 REGISTER_GRACE = 3.0          # own sms copy may lag the publish by ~0.1 s; allow for slow bmx7
 
@@ -261,8 +263,16 @@ class Helper:
 
     def write_state(self, now: float, force: bool = False) -> None:
         """Refresh counters from WireGuard and write the state file, neither in the way of
-        events: the dump is read as it comes, and the file is written by a forked child
-        (state.write_in_child). `force` (shutdown) writes here and now."""
+        events: the dump is read as it comes, and on big meshes the file is written by a
+        forked child (state.write_in_child). The child shares the helper's pages copy-on-
+        write and copies those it touches for its ~100 ms, so small meshes, where the file
+        takes a few ms, write it here. `force` (shutdown) writes here and now."""
+        if self.stats is not None and self.stats.overdue():
+            log.warning("%s: wg show %s dump: no answer in %d s, stopped", self.iface, self.cfg.ifname,
+                        STATS_TIMEOUT)
+            self.sel.unregister(self.stats.fd)
+            self.stats.close()
+            self.stats = None
         if now - self.last_stats >= self.stats_every and self.stats is None and self.sel is not None:
             self.last_stats = now
             self.start_stats()
@@ -279,8 +289,8 @@ class Helper:
             return
         self.state_dirty = False
         self.next_state_write = now + TICK
-        if force:
-            state.write(self.rundir, self.iface, self.snapshot())
+        if force or len(self.rec.table.nodes) <= FORK_STATE_ABOVE:
+            state.write(self.rundir, self.iface, self.snapshot())    # a few ms: not worth a fork
         else:
             self.writer = state.write_in_child(self.rundir, self.iface, self.snapshot)
 
@@ -440,6 +450,10 @@ class _StatsRead:
         self.fd = proc.stdout.fileno()
         self.writes = writes            # backend.writes when it started
         self.chunks: list[bytes] = []
+        self.started = time.monotonic()
+
+    def overdue(self) -> bool:
+        return time.monotonic() - self.started > STATS_TIMEOUT
 
     def read(self) -> bool:
         """False at the end of its output."""

@@ -1,0 +1,35 @@
+"""daemon._StatsRead: a `wg show dump` read beside the event loop."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from bmx7wg import daemon, wg
+
+
+def test_output_read_in_chunks_then_parsed():
+    dump = "priv\tPUB=\t51820\toff\n" + "".join(
+        f"K{i:042d}=\t(none)\t[fd70::{i:x}]:51820\tfd77::{i:x}/128\t0\t0\t0\toff\n" for i in range(1, 3000))
+    proc = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdout.write(sys.stdin.read())"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdin.write(dump.encode())
+    proc.stdin.close()
+    read = daemon._StatsRead(proc, writes=7)
+    while read.read():
+        pass
+    assert len(read.chunks) > 1                      # bigger than one read: several chunks joined
+    device = read.finish(wg.Backend(), "wgx")
+    assert device.listen_port == 51820 and len(device.peers) == 2999
+    assert device.peers[f"K{5:042d}="].allowed_ips == frozenset({"fd77::5/128"})
+    assert read.writes == 7 and not read.overdue()
+
+
+def test_a_dump_that_never_answers_is_overdue_and_killed(monkeypatch):
+    proc = subprocess.Popen(["sleep", "60"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    read = daemon._StatsRead(proc, writes=0)
+    assert not read.overdue()
+    monkeypatch.setattr(daemon, "STATS_TIMEOUT", -1.0)
+    assert read.overdue()
+    read.close()
+    assert proc.poll() is not None                   # killed and reaped
