@@ -32,6 +32,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterable
 
@@ -206,6 +207,7 @@ def parse_dump(text: str) -> DeviceState:
     for number, line in enumerate(lines[1:], 2):
         try:
             key, _psk, endpoint, allowed, handshake, rx, tx, keepalive = line.split("\t")
+            key = sys.intern(key)       # one string per key: the advert's, the cache's and this dump's
             ips = _none(allowed)
             state.peers[key] = PeerState(
                 public_key=key,
