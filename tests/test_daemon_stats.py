@@ -1,11 +1,13 @@
-"""daemon._StatsRead: a `wg show dump` read beside the event loop."""
+"""daemon: the `wg show dump` read beside the event loop (_StatsRead), and the state writer at shutdown."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+import time
 
-from bmx7wg import daemon, wg
+from bmx7wg import daemon, state, wg
 
 
 def test_output_read_in_chunks_then_parsed():
@@ -33,3 +35,14 @@ def test_a_dump_that_never_answers_is_overdue_and_killed(monkeypatch):
     assert read.overdue()
     read.close()
     assert proc.poll() is not None                   # killed and reaped
+
+
+def test_shutdown_writes_the_state_file_without_waiting_for_a_stuck_writer(tmp_path):
+    helper = daemon.Helper("wgx", None, None, str(tmp_path))
+    helper.snapshot = lambda: {"interface": "wgx", "final": True}
+    helper.writer = os.posix_spawnp("sleep", ["sleep", "60"], dict(os.environ))
+    began = time.monotonic()
+    helper.write_state(time.time(), force=True)
+    assert time.monotonic() - began < 5
+    assert helper.writer is None
+    assert state.read(str(tmp_path), "wgx") == {"interface": "wgx", "final": True}

@@ -280,7 +280,8 @@ class Helper:
             done = state.reaped(self.writer)
             if done is None and not force:
                 return                      # one writer at a time: the file only moves forward
-            if done is None:
+            if done is None:            # shutdown: the file written below supersedes the child's
+                os.kill(self.writer, signal.SIGKILL)
                 os.waitpid(self.writer, 0)
             elif not done:
                 self.state_dirty = True
