@@ -364,10 +364,11 @@ def _share(fresh: dict[str, PeerState], cached: dict[str, PeerState]) -> None:
             continue
         if peer == old:
             fresh[key] = old
-        elif peer.allowed_ips == old.allowed_ips or peer.endpoint == old.endpoint:
-            fresh[key] = replace(
-                peer, allowed_ips=old.allowed_ips if peer.allowed_ips == old.allowed_ips else peer.allowed_ips,
-                endpoint=old.endpoint if peer.endpoint == old.endpoint else peer.endpoint)
+            continue
+        same_ips, same_endpoint = peer.allowed_ips == old.allowed_ips, peer.endpoint == old.endpoint
+        if same_ips or same_endpoint:
+            fresh[key] = replace(peer, allowed_ips=old.allowed_ips if same_ips else peer.allowed_ips,
+                                 endpoint=old.endpoint if same_endpoint else peer.endpoint)
 
 
 class _Proofs:
