@@ -55,7 +55,9 @@ def replace(obj, **changes):
 
 def _make(cls, frozen: bool, slots: bool, order: bool, eq: bool):
     found = []
-    for name in cls.__dict__.get("__annotations__", {}):
+    # 3.14 (PEP 649) keeps them behind a descriptor, not in the class dict
+    annotations = cls.__dict__.get("__annotations__") or getattr(cls, "__annotations__", {})
+    for name in annotations:
         value = cls.__dict__.get(name, _MISSING)
         spec = value if isinstance(value, Field) else Field(default=value)
         spec.name = name
