@@ -226,8 +226,7 @@ class Bmx7:
             if attempt:
                 time.sleep(self.retry_delay)
             try:
-                with open(path, "rb") as fh:
-                    raw = fh.read()
+                raw = _slurp(path)
             except FileNotFoundError:
                 return _ABSENT
             except OSError:
@@ -329,8 +328,7 @@ class Bmx7:
         """What sendSms/<name> holds now, or None."""
         _require_sms_name(name)
         try:
-            with open(os.path.join(self.send_dir, name), "rb") as fh:
-                return fh.read()
+            return _slurp(os.path.join(self.send_dir, name))
         except OSError:
             return None
 
@@ -400,8 +398,7 @@ class Bmx7:
     def pid(self) -> int | None:
         """The pid bmx7 wrote at start (it may be stale: see alive())."""
         try:
-            with open(os.path.join(self.runtime_dir, "pid")) as fh:
-                text = fh.read().strip()
+            text = _slurp(os.path.join(self.runtime_dir, "pid")).decode().strip()
         except (OSError, UnicodeDecodeError):
             return None
         return int(text) if re.fullmatch(r"[0-9]{1,10}", text) and int(text) > 0 else None
