@@ -24,7 +24,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src"))
 
-from bmx7wg.model import PeerSpec  # noqa: E402
+from bmx7wg.model import PeerSpec, cidrs  # noqa: E402
 from bmx7wg.lab.netns import inside  # noqa: E402
 from bmx7wg.wg import Backend, plan  # noqa: E402
 
@@ -39,8 +39,8 @@ def synthetic_peers(n: int) -> dict[str, PeerSpec]:
     """n peers shaped like the mesh's: one /128, one /24, an endpoint, keepalive 25."""
     keys = (base64.b64encode(secrets.token_bytes(32)).decode() for _ in range(n))
     return {k: PeerSpec(k, f"[fd70::{i + 1:x}]:51820",
-                        frozenset({f"fd77:{i >> 16:x}:{i & 0xffff:x}::1/128",
-                                   f"10.{i >> 8 & 255}.{i & 255}.0/24"}), 25)
+                        cidrs((f"fd77:{i >> 16:x}:{i & 0xffff:x}::1/128",
+                               f"10.{i >> 8 & 255}.{i & 255}.0/24")), 25)
             for i, k in enumerate(keys)}
 
 
@@ -109,7 +109,7 @@ def helper_single(backend: Backend, ifname: str, peers: dict[str, PeerSpec],
     with inside(netns):
         for i in range(repeat):
             want = dict(peers)
-            want[key] = PeerSpec(key, base.endpoint, frozenset({f"10.255.{i % 2}.0/24"}),
+            want[key] = PeerSpec(key, base.endpoint, (f"10.255.{i % 2}.0/24",),
                                  base.keepalive)
             t = time.perf_counter()
             backend.apply(ifname, plan(backend.dump(ifname), want, set(want)))

@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bmx7wg import advert, config, policy
-from bmx7wg.model import DeviceState, NodeInfo, PeerState
+from bmx7wg.model import DeviceState, NodeInfo, PeerState, cidrs
 from bmx7wg.reconcile import Reconciler
 from policy_world import ME, advert as mk_advert, key, node_id, originator
 
@@ -27,7 +27,7 @@ class SimulatedWg:
 
     def dump(self, ifname):
         return DeviceState(public_key=key("me"), listen_port=51820, peers={
-            k: PeerState(k, p["endpoint"], frozenset(p["ips"]), None, 0, 0, p["keepalive"])
+            k: PeerState(k, p["endpoint"], cidrs(p["ips"]), None, 0, 0, p["keepalive"])
             for k, p in self.peers.items()})
 
     def apply(self, ifname, args):
@@ -124,10 +124,10 @@ def test_incremental_steps_leave_wireguard_as_a_full_recompute_would(data):
         assert (result.writes == 0) == (before == want)
         assert rec.routes == wanted_routes(sel, cfg)
         assert {k: (s.endpoint, s.allowed_ips) for k, s in rec.desired.items()} == \
-            {k: (p["endpoint"], frozenset(p["ips"])) for k, p in want.items()}
+            {k: (p["endpoint"], cidrs(p["ips"])) for k, p in want.items()}
         assert rec.node_of_key == {d.public_key: n for n, d in sel.peers.items() if d.allowed_ips}
         assert {k: (p.endpoint, p.allowed_ips) for k, p in rec.device.peers.items()} == \
-            {k: (p["endpoint"], frozenset(p["ips"])) for k, p in want.items()}
+            {k: (p["endpoint"], cidrs(p["ips"])) for k, p in want.items()}
         for k in configured:             # a copied key may change hands without an event
             if k in rec.node_of_key:
                 configured[k] = rec.node_of_key[k]

@@ -29,7 +29,7 @@ class DumpOnly:
 
 
 def session(endpoint, age):
-    return PeerState(public_key=STOLEN, endpoint=endpoint, allowed_ips=frozenset(),
+    return PeerState(public_key=STOLEN, endpoint=endpoint, allowed_ips=(),
                      latest_handshake=int(time.time() - age) if age is not None else None, rx=1, tx=1)
 
 
@@ -73,7 +73,7 @@ def test_the_cached_endpoint_we_asked_for_proves_nothing():
     rec = reconciler(session(victim_endpoint(), age=30))
     rec.known_originators = {nid: originator(nid) for nid in (THIEF, VICTIM)}
     thief_ep = f"[{originator(THIEF).primary_ip}]:51820"
-    rec.device.peers[STOLEN] = PeerState(STOLEN, thief_ep, frozenset(), int(time.time()), 0, 0)
+    rec.device.peers[STOLEN] = PeerState(STOLEN, thief_ep, (), int(time.time()), 0, 0)
     assert rec.proven_keys() == {STOLEN: VICTIM}
 
 

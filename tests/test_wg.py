@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bmx7wg import routes
-from bmx7wg.model import DeviceState, PeerSpec, PeerState
+from bmx7wg.model import DeviceState, PeerSpec, PeerState, cidrs
 from bmx7wg.wg import (STALE_HANDSHAKE, Backend, WgError, canonical_endpoint,
                        parse_dump, plan, plan_changed, same_endpoint)
 from wgb_netns import Netns, inside, make_key, pids_in, sh
@@ -29,7 +29,7 @@ def synthetic_key() -> str:
 
 
 def spec(key, ips=(), endpoint=None, keepalive=0) -> PeerSpec:
-    return PeerSpec(key, endpoint, frozenset(ips), keepalive)
+    return PeerSpec(key, endpoint, cidrs(ips), keepalive)
 
 
 @pytest.fixture
@@ -165,15 +165,15 @@ def test_under_ip_netns_exec(ns_a):
 def test_parse_dump_fields_and_dropped_secrets():
     priv, psk, k1, k2 = (synthetic_key() for _ in range(4))
     text = (f"{priv}\t(none)\t51820\t0x1f\n"
-            f"{k1}\t{psk}\t[fd00::1]:51820\t10.0.0.0/24,fd77::1/128\t1732550000\t10\t20\t25\n"
+            f"{k1}\t{psk}\t[fd00::1]:51820\tfd77::1/128,10.0.0.0/24\t1732550000\t10\t20\t25\n"
             f"{k2}\t(none)\t(none)\t(none)\t0\t0\t0\toff\n")
     state = parse_dump(text)
     assert state.public_key is None and state.listen_port == 51820 and state.fwmark == 0x1f
     p1, p2 = state.peers[k1], state.peers[k2]
     assert (p1.endpoint, p1.allowed_ips, p1.latest_handshake, p1.rx, p1.tx, p1.keepalive) == \
-        ("[fd00::1]:51820", frozenset({"10.0.0.0/24", "fd77::1/128"}), 1732550000, 10, 20, 25)
+        ("[fd00::1]:51820", ("10.0.0.0/24", "fd77::1/128"), 1732550000, 10, 20, 25)   # sorted
     assert (p2.endpoint, p2.allowed_ips, p2.latest_handshake, p2.keepalive) == \
-        (None, frozenset(), None, 0)
+        (None, (), None, 0)
     assert priv not in repr(state) and psk not in repr(state)
 
 
@@ -247,12 +247,12 @@ def test_allowed_ips_are_replaced_as_a_whole(dev):
     args = plan(backend.dump(ifname), desired, {a, b})
     assert args == ["peer", a, "allowed-ips", "10.3.0.0/24,fd77:1::/64"]
     backend.apply(ifname, args)
-    assert backend.dump(ifname).peers[a].allowed_ips == {"10.3.0.0/24", "fd77:1::/64"}
+    assert backend.dump(ifname).peers[a].allowed_ips == ("10.3.0.0/24", "fd77:1::/64")
     # moving a network from b to a: b's new set without it, a's with it, one write
     desired = {a: spec(a, ["10.2.0.0/24"]), b: spec(b, [])}
     backend.apply(ifname, plan(backend.dump(ifname), desired, {a, b}))
     peers = backend.dump(ifname).peers
-    assert peers[a].allowed_ips == {"10.2.0.0/24"} and peers[b].allowed_ips == frozenset()
+    assert peers[a].allowed_ips == ("10.2.0.0/24",) and peers[b].allowed_ips == ()
     assert plan(backend.dump(ifname), desired, {a, b}) == []
 
 
@@ -437,3 +437,11 @@ def test_batch_beyond_arg_max_is_split(dev):
     assert writes >= 2 and backend.writes == writes
     state = backend.dump(ifname)
     assert len(state.peers) == 2000 and plan(state, desired, set(desired)) == []
+
+
+def test_cidrs_sorts_once_and_keeps_a_sorted_tuple():
+    already = ("10.0.0.0/24", "fd77::1/128")
+    assert cidrs(already) is already                      # a decision's tuple is shared, not copied
+    assert cidrs(["fd77::1/128", "10.0.0.0/24", "fd77::1/128"]) == already
+    assert cidrs(("fd77::1/128", "10.0.0.0/24")) == already
+    assert cidrs(()) == () and cidrs(("a",)) == ("a",)

@@ -30,6 +30,7 @@ from collections.abc import Sequence
 
 from . import watch
 from .address import is_node_id
+from .fsutil import unlink_quietly
 from .model import NodeInfo, Originator
 
 log = logging.getLogger(__name__)
@@ -353,14 +354,14 @@ class Bmx7:
             os.chmod(tmp, 0o644)
             os.replace(tmp, os.path.join(self.send_dir, name))
         except BaseException:
-            _unlink(tmp)
+            unlink_quietly(tmp)
             raise
         return True
 
     def withdraw(self, name: str) -> bool:
         """Remove sendSms/<name> and unregister it; False if bmx7 could not be told."""
         _require_sms_name(name)
-        _unlink(os.path.join(self.send_dir, name))
+        unlink_quietly(os.path.join(self.send_dir, name))
         return self._control(f"syncSms=-{name}")
 
     def register(self, name: str) -> bool:
@@ -409,13 +410,6 @@ def _split_command(command: str) -> list[str]:
         return command.split()       # the usual "bmx7": no need to load shlex (0.1 MB)
     import shlex
     return shlex.split(command)
-
-
-def _unlink(path: str) -> None:
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
 
 
 IN_MODIFY = 0x00000002       # a write: a reader may have caught the file half written

@@ -146,7 +146,7 @@ class Helper:
     def _restore_owned(self) -> None:
         """Peers a previous run of this helper created stay ours after a restart (even kill -9)."""
         previous = state.read(self.rundir, self.iface) or {}
-        self.rec.owned = set(previous.get("owned", []))
+        self.rec.owned = dict.fromkeys(previous.get("owned", []))
 
     def _local_networks(self) -> tuple:
         nets = [ipaddress.ip_network(a.ip) for a in self.cfg.addresses]

@@ -237,7 +237,6 @@ class PeerDecision:
     """What one advertising node gets. Only `accepted` decisions carry allowed-ips."""
 
     node_id: str
-    short_id: str
     name: str | None
     status: str                                    # accepted | pending | rejected
     reason: str | None = None                      # why pending/rejected as a whole
@@ -1154,7 +1153,7 @@ class _Step:
             rejected.sort(key=lambda r: (_entry_order(r[0]), r[1]))
         adv = node.advert
         return PeerDecision(
-            node_id=node.node_id, short_id=_short(node.node_id), name=node.name,
+            node_id=node.node_id, name=node.name,
             status=status, reason=reason,
             public_key=adv.public_key if adv is not None else None,
             endpoint=node.endpoint if status == ACCEPTED else None,

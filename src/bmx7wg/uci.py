@@ -26,6 +26,7 @@ import fcntl
 import os
 import re
 from collections import namedtuple
+from .fsutil import unlink_quietly
 from .record import record, field
 
 DEFAULT_CONFDIR = "/etc/config"
@@ -886,7 +887,7 @@ class ConfigFiles:
             os.chmod(tmp, os.stat(real).st_mode & 0o7777)
             os.rename(tmp, real)
         except OSError as exc:
-            _unlink_quietly(tmp)
+            unlink_quietly(tmp, OSError)   # the write's own error is the one to report
             raise UciError(f"I/O error: {path}: {exc.strerror}") from None
 
     def _truncate_delta(self, config: str) -> None:
@@ -916,10 +917,3 @@ def _read_locked(path: str) -> bytes | None:
             return f.read()
     except OSError:
         return None
-
-
-def _unlink_quietly(path: str) -> None:
-    try:
-        os.unlink(path)
-    except OSError:
-        pass

@@ -34,9 +34,10 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Container, Iterable
 
-from .model import DeviceState, PeerSpec, PeerState
+from .model import DeviceState, PeerSpec, PeerState, cidrs
+from .fsutil import unlink_quietly
 
 USERSPACE_ENV = "WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD"
 SOCKET_DIR = "/var/run/wireguard"
@@ -96,7 +97,7 @@ class _UserspaceOps:
         if _socket_alive(sock):
             # Socket names are global: another namespace already runs this name.
             raise WgError(f"{ifname}: name already used by a wireguard-go outside this network namespace")
-        _unlink(sock)
+        unlink_quietly(sock)
         env = dict(os.environ, **{USERSPACE_ENV: "1"})
         # with LOG_LEVEL set the daemon keeps our stdout pipe open and run() never returns
         env.pop("LOG_LEVEL", None)
@@ -116,7 +117,7 @@ class _UserspaceOps:
         _stop(pids)
         sock = backend.socket_path(ifname)
         if not _socket_alive(sock):
-            _unlink(sock)
+            unlink_quietly(sock)
 
 
 _OPS = {ops.name: ops for ops in (_KernelOps, _UserspaceOps)}
@@ -129,13 +130,6 @@ def _socket_alive(path: str) -> bool:
             return True
         except OSError:
             return False
-
-
-def _unlink(path: str) -> None:
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
 
 
 def _own_netns() -> str:
@@ -212,7 +206,7 @@ def parse_dump(text: str) -> DeviceState:
             state.peers[key] = PeerState(
                 public_key=key,
                 endpoint=_none(endpoint),
-                allowed_ips=frozenset(ips.split(",")) if ips else frozenset(),
+                allowed_ips=cidrs(ips.split(",")) if ips else (),
                 latest_handshake=int(handshake) or None,
                 rx=int(rx), tx=int(tx),
                 keepalive=int(_none(keepalive) or 0),
@@ -285,7 +279,7 @@ def _peer_args(spec: PeerSpec, have: PeerState | None, now: float, canonical: bo
     # equal strings need no parsing: the common, steady case with thousands of peers
     if have is None or have.allowed_ips != spec.allowed_ips:
         if canonical and len(spec.allowed_ips) == 1:
-            want_ips = tuple(spec.allowed_ips)
+            want_ips = spec.allowed_ips
         else:
             want_ips = canonical_cidrs(spec.allowed_ips, spec.public_key)
         have_ips = canonical_cidrs(have.allowed_ips, spec.public_key) if have else ()
@@ -303,7 +297,7 @@ def _plain_endpoint(endpoint: str) -> bool:
     return "%" not in endpoint and "::ffff:" not in endpoint
 
 
-def plan(current: DeviceState | None, desired: dict[str, PeerSpec], owned: set[str],
+def plan(current: DeviceState | None, desired: dict[str, PeerSpec], owned: Container[str],
          now: float | None = None, canonical: bool = False) -> list[str]:
     """Arguments for one `wg set IF ...` turning `current` into `desired`.
 
@@ -324,7 +318,7 @@ def plan(current: DeviceState | None, desired: dict[str, PeerSpec], owned: set[s
     return args
 
 
-def plan_changed(current: DeviceState | None, desired: dict[str, PeerSpec], owned: set[str],
+def plan_changed(current: DeviceState | None, desired: dict[str, PeerSpec], owned: Container[str],
                  keys: Iterable[str], now: float | None = None, canonical: bool = False) -> list[str]:
     """`plan` looked at only for the public keys in `keys`.
 

@@ -57,6 +57,12 @@ from dataclasses import dataclass, field
 
 from . import bmx7fmt
 from .bmx7_client import recv_all
+from ..fsutil import unlink_quietly
+
+
+def _unlink(path: str) -> None:
+    unlink_quietly(path, (FileNotFoundError, IsADirectoryError))   # a listing may name a directory
+
 
 SMS_NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,15}$")
 INLINE_SMS_MAX = 300          # refSms=0: 301 bytes is refused
@@ -831,15 +837,6 @@ def _write_in_place(path: str, text: str) -> None:
     """Truncate and rewrite the same inode, as bmx7's json plugin does (readers may see half a file)."""
     with open(path, "w") as f:
         f.write(text)
-
-
-def _unlink(path: str) -> None:
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
-    except IsADirectoryError:
-        pass
 
 
 def _read(path: str) -> str:
