@@ -186,3 +186,23 @@ def test_an_unchanged_dump_reuses_the_cached_peer_objects():
     moved = next(iter(cached))
     assert rec.device.peers[moved] is not cached[moved]
     assert rec.device.peers[moved].allowed_ips is cached[moved].allowed_ips
+
+
+def test_a_decision_that_changes_nothing_in_wireguard_still_marks_the_state_file_stale():
+    rec, wg, own, nodes, origs, received = _mesh_of(3)
+    assert rec.step(1000.0, own, received, origs).shown_changed          # first step: everything is new
+    assert not rec.step(1001.0, own, received, origs).shown_changed      # nothing moved
+    # a network no rule accepts: rejected, so WireGuard keeps what it had, but the peer's
+    # decision (what `bmx7wg peers` and ubus show) is not the same any more
+    received = dict(received, **{nodes[0]: advert.encode(mk_advert(nodes[0], networks=["10.77.0.0/24"]))})
+    result = rec.step(1002.0, own, received, origs)
+    assert result.writes == 0 and result.shown_changed
+    assert any(net == "10.77.0.0/24" for net, _ in rec.selection.peers[nodes[0]].rejected)
+    received = dict(received, **{nodes[1]: b"\xb7\x77\x10junk"})          # a broken advert: shown as such
+    result = rec.step(1003.0, own, received, origs)
+    assert result.shown_changed
+    assert not rec.step(1004.0, own, received, origs).shown_changed
+    gone = {k: v for k, v in received.items() if k != nodes[2]}            # leaves: hold-down starts
+    assert rec.step(1005.0, own, gone, origs).shown_changed
+    assert not rec.step(1006.0, own, gone, origs).shown_changed
+    assert rec.step(1007.0, own, received, origs).shown_changed            # back inside it

@@ -245,8 +245,8 @@ class Helper:
         for node_id in result.removed:
             log.info("%s: peer %s removed", self.iface, address.short_id(node_id))
             self.event("remove", node_id)
-        if result.writes or result.added or result.removed:
-            self.state_dirty = True
+        if result.writes or result.added or result.removed or result.shown_changed:
+            self.state_dirty = True         # written within a TICK, not at the next stats dump
         if len(result.added) + len(result.removed) >= TRIM_AFTER:
             heap.trim()
 

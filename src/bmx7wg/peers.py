@@ -36,6 +36,7 @@ class PeerTable:
     hold_down: float
     nodes: dict[str, Advertiser] = field(default_factory=dict)
     changed_ids: set[str] = field(default_factory=set)    # adverts() entries the last update changed
+    presence_changed: bool = False        # the last update saw a node go or come back
     _absent: set[str] = field(default_factory=set)
     _last_update: float = 0.0
     _shown: dict = field(default_factory=dict)       # node_id -> Advertiser.shown
@@ -51,6 +52,7 @@ class PeerTable:
         update (None: look at all of them). The result is the same either way.
         """
         self.changed_ids = set()
+        self.presence_changed = False
         raw_changed = False
         for node_id in (received.keys() | self.nodes.keys()) if changed is None else changed:
             if node_id == own_id:
@@ -76,6 +78,7 @@ class PeerTable:
                 if not entry.present:
                     entry.present = True
                     self._absent.discard(node_id)
+                    self.presence_changed = True
             elif entry.present:
                 self._gone(entry)
         for node_id in [n for n in self._absent if now - self.nodes[n].last_seen > self.hold_down]:
@@ -90,6 +93,7 @@ class PeerTable:
         """Present until the previous update: its hold-down clock starts from then."""
         entry.present, entry.last_seen = False, self._last_update
         self._absent.add(entry.node_id)
+        self.presence_changed = True
 
     def _decode(self, entry: Advertiser) -> None:
         try:

@@ -33,6 +33,7 @@ class StepResult:
     added: list[str] = field(default_factory=list)      # node ids
     removed: list[str] = field(default_factory=list)    # node ids
     routes_changed: bool = False
+    shown_changed: bool = False       # an advert as shown, or a decision, moved: the state file is stale
 
 
 class Reconciler:
@@ -164,6 +165,8 @@ class Reconciler:
         changed = self._changed(received, originators, own.node_id)
         table_changed = self.table.update(now, received, originators, own.node_id, changed)
         changed |= self.table.changed_ids
+        # a new advert, a new error beside the last good one, a node gone or back
+        result.shown_changed = table_changed or self.table.presence_changed
         moved = self._remember(originators, changed)
         proven = self._proofs.current(self, moved)
         self._pending |= changed
@@ -205,9 +208,12 @@ class Reconciler:
             self.desired = self.desired_peers(sel)
             self.replan = True
             routes = self.desired_routes(sel)
+            result.shown_changed = True
         else:
-            self._update_desired(previous, sel, touched)
-            routes = self._update_routes(previous, sel, touched)
+            moved = [n for n in touched if previous.peers.get(n) != sel.peers.get(n)]
+            self._update_desired(previous, sel, moved)
+            routes = self._update_routes(previous, sel, moved)
+            result.shown_changed |= bool(moved)
         if routes != self.routes:
             self.routes = routes
             result.routes_changed = True
@@ -226,7 +232,8 @@ class Reconciler:
         else:
             self._seen = None
         table, known = self.table.nodes, self.known_originators
-        moved = {n for n, raw in received.items() if (e := table.get(n)) is None or e.raw is not raw}
+        moved = {n for n, raw in received.items()
+                 if (e := table.get(n)) is None or e.raw is not raw or not e.present}   # or back
         moved.update(n for n, e in table.items() if e.present and n not in received)
         moved.update(n for n, o in originators.items() if known.get(n) is not o)
         moved.update(n for n in known if n not in originators)
@@ -270,11 +277,10 @@ class Reconciler:
         return PeerSpec(public_key=decision.public_key, endpoint=decision.endpoint,
                         allowed_ips=cidrs(decision.allowed_ips), keepalive=self.cfg.keepalive)
 
-    def _update_desired(self, previous, sel, touched: set[str]) -> None:
-        """desired_peers for the decisions the policy rebuilt: removals first, so a key that
+    def _update_desired(self, previous, sel, moved: list[str]) -> None:
+        """desired_peers for the decisions that changed: removals first, so a key that
         moves from one node to another in this step ends up with the new node."""
-        touched = [n for n in touched if previous.peers.get(n) != sel.peers.get(n)]
-        for node_id in touched:
+        for node_id in moved:
             old = previous.peers.get(node_id)
             key = old.public_key if old is not None else None
             if key is not None and self.node_of_key.get(key) == node_id:
@@ -282,7 +288,7 @@ class Reconciler:
                 del self.node_of_key[key]
                 self.node_of_key_before[key] = node_id
                 self._plan_keys.add(key)
-        for node_id in touched:
+        for node_id in moved:
             decision = sel.peers.get(node_id)
             spec = self._spec(decision) if decision is not None else None
             if spec is not None:
@@ -299,8 +305,8 @@ class Reconciler:
             self._count_routes(decision, 1)
         return self._routes()
 
-    def _update_routes(self, previous, sel, touched: set[str]) -> frozenset:
-        for node_id in touched:
+    def _update_routes(self, previous, sel, moved: list[str]) -> frozenset:
+        for node_id in moved:
             self._count_routes(previous.peers.get(node_id), -1)
             self._count_routes(sel.peers.get(node_id), 1)
         return self._routes()
