@@ -34,7 +34,7 @@ class FakeBackend:
     def __init__(self):
         self.writes = 0
 
-    def dump(self, ifname):
+    def dump(self, ifname, reuse=None):
         return DeviceState(public_key=None, listen_port=1)
 
     def apply(self, ifname, args):

@@ -310,6 +310,11 @@ def main() -> int:
                   flush=True)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+    if len(rows) >= 2:
+        (n1, *_, lat1), (n2, *_, lat2) = sorted(rows)[-2:]
+        per = (lat2["rss_mb"] - lat1["rss_mb"]) * 1024 / (n2 - n1)
+        print(f"\nRSS = {lat2['rss_mb'] - per * n2 / 1024:.1f} MB + {per:.2f} KB per advertiser "
+              f"(from N={n1} and N={n2}; bare python3 {bare:.1f} MB)")
     print("\ntargets: no-op 0 writes; one change 1 write; cold and one-change ratio <= 2; "
           "event->peer p95 <= 50 ms; RSS <= 20 MB")
     return 0

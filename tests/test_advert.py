@@ -60,6 +60,16 @@ def test_decoded_values():
     assert a.networks == (ipaddress.IPv4Network("10.1.0.0/24"),)
 
 
+def test_decoded_host_prefixes_carry_no_hosts_closure():
+    # ipaddress sets a per-object `hosts` on /32 and /128 networks; decode drops it (memory:
+    # nothing calls hosts()), and the network is otherwise the one ipaddress makes
+    a = decode(encode(Advert(KEY, 51820, (ipaddress.IPv6Network("fd77::1/128"),),
+                             (ipaddress.IPv4Network("10.1.0.1/32"),))))
+    for net in (*a.addresses, *a.networks):
+        assert "hosts" not in vars(net)
+        assert net == ipaddress.ip_network(str(net)) and hash(net) == hash(ipaddress.ip_network(str(net)))
+
+
 # ---------------------------------------------------------------- round trips
 
 def _networks(host: bool):

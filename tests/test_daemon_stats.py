@@ -21,9 +21,11 @@ def test_output_read_in_chunks_then_parsed():
     while read.read():
         pass
     assert len(read.chunks) > 1                      # bigger than one read: several chunks joined
-    device = read.finish(wg.Backend(), "wgx")
+    known = wg.parse_dump(dump.splitlines()[0] + "\n" + dump.splitlines()[5] + "\n").peers
+    device = read.finish(wg.Backend(), "wgx", reuse=known)
     assert device.listen_port == 51820 and len(device.peers) == 2999
-    assert device.peers[f"K{5:042d}="].allowed_ips == ("fd77::5/128",)
+    assert device.peers[f"K{5:042d}="] is known[f"K{5:042d}="]     # the model's peer, not a copy
+    assert device.peers[f"K{6:042d}="].allowed_ips == ("fd77::6/128",)
     assert read.writes == 7 and not read.overdue()
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import logging
 import os
 
 import pytest
@@ -84,19 +83,17 @@ def test_default_route_is_split_around_the_mesh_and_endpoints():
     assert len(v6) == 16 and len(v4) == 32
 
 
-def test_address_whose_prefix_route_would_cover_the_mesh_becomes_a_host_address(caplog):
-    with caplog.at_level(logging.WARNING, logger="bmx7wg"):
-        msg = netifd.payload("a", "a", ["fd70:1::5/64", "fd77::5/64"], [])
-        netifd.payload("a", "a", ["fd70:1::5/64"], [])
+def test_address_whose_prefix_route_would_cover_the_mesh_becomes_a_host_address(logged):
+    msg = netifd.payload("a", "a", ["fd70:1::5/64", "fd77::5/64"], [])
+    netifd.payload("a", "a", ["fd70:1::5/64"], [])
     assert msg["ip6addr"] == [{"ipaddr": "fd70:1::5", "mask": "128"}, {"ipaddr": "fd77::5", "mask": "64"}]
-    assert len([r for r in caplog.records if "fd70:1::5/64" in r.getMessage()]) == 1   # said once
+    assert logged.times("fd70:1::5/64") == 1   # said once
 
 
-def test_unparsable_endpoint_is_ignored_with_a_warning(caplog):
-    with caplog.at_level(logging.WARNING, logger="bmx7wg"):
-        msg = netifd.payload("a", "a", [], [("10.0.0.0/8", None, None)], exclude=["not-an-ip"])
+def test_unparsable_endpoint_is_ignored_with_a_warning(logged):
+    msg = netifd.payload("a", "a", [], [("10.0.0.0/8", None, None)], exclude=["not-an-ip"])
     assert msg["routes"] == [{"target": "10.0.0.0", "netmask": "8"}]
-    assert "not-an-ip" in caplog.text
+    assert "not-an-ip" in logged.text
 
 
 nets4 = st.builds(lambda a, p: ipaddress.ip_network((a, p), strict=False),
@@ -213,11 +210,10 @@ def test_push_through_the_ubus_cli(ubus_cli):
     assert sent == netifd.payload("wgmesh", "wgmesh", ["10.66.0.1/32"], [("fd77::/16", None, None)])
 
 
-def test_failed_cli_call_returns_false_and_says_why(ubus_cli, monkeypatch, caplog):
+def test_failed_cli_call_returns_false_and_says_why(ubus_cli, monkeypatch, logged):
     monkeypatch.setenv("UBUS_STUB_RC", "6")
-    with caplog.at_level(logging.WARNING, logger="bmx7wg"):
-        assert not netifd.push("wgmesh", "wgmesh", [], [])
-    assert "Permission denied" in caplog.text
+    assert not netifd.push("wgmesh", "wgmesh", [], [])
+    assert "Permission denied" in logged.text
 
 
 def test_report_failure_sends_error_then_block(ubus_cli):
@@ -237,12 +233,11 @@ def test_publish_and_withdraw_port(ubus_cli):
                      ("service", "delete", {"name": "bmx7wg-wgmesh"})]
 
 
-def test_without_ubus_nothing_is_sent_and_it_is_said_once(tmp_path, monkeypatch, caplog):
+def test_without_ubus_nothing_is_sent_and_it_is_said_once(tmp_path, monkeypatch, logged):
     monkeypatch.setenv("PATH", str(tmp_path))
-    with caplog.at_level(logging.WARNING, logger="bmx7wg"):
-        assert not netifd.push("wgmesh", "wgmesh", [], [])
-        assert not netifd.publish_port("wgmesh", 51820)
-    assert len([r for r in caplog.records if "ubus not available" in r.getMessage()]) == 1
+    assert not netifd.push("wgmesh", "wgmesh", [], [])
+    assert not netifd.publish_port("wgmesh", 51820)
+    assert logged.times("ubus not available") == 1
 
 
 def test_push_uses_the_process_binding_when_connected(ubus_cli):
@@ -255,13 +250,12 @@ def test_push_uses_the_process_binding_when_connected(ubus_cli):
     assert ubus_cli() == []                     # one connection per process: no CLI call
 
 
-def test_binding_error_is_reported_not_raised(caplog):
+def test_binding_error_is_reported_not_raised(logged):
     bus = FakeBus()
     bus.services["network.interface"] = lambda method, data: 6       # UBUS_STATUS_PERMISSION_DENIED
     ubusadapter.connect(module=FakeUbusModule(bus))
-    with caplog.at_level(logging.WARNING, logger="bmx7wg"):
-        assert not netifd.push("wgmesh", "wg0", [], [])
-    assert "notify_proto" in caplog.text
+    assert not netifd.push("wgmesh", "wg0", [], [])
+    assert "notify_proto" in logged.text
 
 
 def test_real_cli_argument_is_valid_json_for_blobmsg(ubus_cli):

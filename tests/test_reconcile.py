@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from bmx7wg import advert, config, policy
 from bmx7wg.model import DeviceState, NodeInfo, PeerState, cidrs
 from bmx7wg.reconcile import Reconciler
+from bmx7wg.wg import parse_dump
 from policy_world import ME, advert as mk_advert, key, node_id, originator
 
 SETTINGS = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -25,10 +26,13 @@ class SimulatedWg:
         self.peers: dict[str, dict] = {}
         self.writes = 0
 
-    def dump(self, ifname):
-        return DeviceState(public_key=key("me"), listen_port=51820, peers={
-            k: PeerState(k, p["endpoint"], cidrs(p["ips"]), None, 0, 0, p["keepalive"])
-            for k, p in self.peers.items()})
+    def dump(self, ifname, reuse=None):
+        """As `wg show dump` prints it (allowed-ips in no particular order), read by the real parser."""
+        lines = [f"(hidden)\t{key('me')}\t51820\toff"]
+        for k, p in self.peers.items():
+            lines.append(f"{k}\t(none)\t{p['endpoint'] or '(none)'}\t{','.join(p['ips']) or '(none)'}"
+                         f"\t0\t0\t0\t{p['keepalive'] or 'off'}")
+        return parse_dump("\n".join(lines) + "\n", reuse)
 
     def apply(self, ifname, args):
         assert args and args[0] == "peer"

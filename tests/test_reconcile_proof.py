@@ -20,7 +20,7 @@ class DumpOnly:
         self.peers = peers
         self.writes = 0
 
-    def dump(self, ifname):
+    def dump(self, ifname, reuse=None):
         return DeviceState(public_key=key("me"), listen_port=51820, peers=dict(self.peers))
 
     def apply(self, ifname, args):

@@ -177,6 +177,26 @@ def test_parse_dump_fields_and_dropped_secrets():
     assert priv not in repr(state) and psk not in repr(state)
 
 
+def test_parse_dump_builds_peers_from_the_known_ones():
+    priv, k1, k2, k3 = (synthetic_key() for _ in range(4))
+    head = f"{priv}\t(none)\t51820\toff\n"
+    first = parse_dump(head + f"{k1}\t(none)\t[fd00::1]:51820\tfd77::1/128,10.0.0.0/24\t0\t0\t0\t25\n"
+                       f"{k2}\t(none)\t(none)\t(none)\t0\t0\t0\toff\n")
+    known = first.peers
+    same = parse_dump(head + f"{k1}\t(none)\t[fd00::1]:51820\t10.0.0.0/24,fd77::1/128\t0\t0\t0\t25\n"
+                      f"{k2}\t(none)\t(none)\t(none)\t0\t0\t0\toff\n", known)
+    assert same.peers[k1] is known[k1] and same.peers[k2] is known[k2]   # any allowed-ips order
+    moved = parse_dump(head + f"{k1}\t(none)\t[fd00::1]:51820\tfd77::1/128,10.0.0.0/24\t1732550000\t10\t20\t25\n"
+                       f"{k2}\t(none)\t[fd00::2]:1\t10.9.0.0/16\t0\t0\t0\toff\n"
+                       f"{k3}\t(none)\t(none)\t(none)\t0\t0\t0\toff\n", known)
+    p1, p2 = moved.peers[k1], moved.peers[k2]
+    assert (p1.latest_handshake, p1.rx, p1.tx) == (1732550000, 10, 20) and p1 is not known[k1]
+    assert p1.allowed_ips is known[k1].allowed_ips and p1.endpoint is known[k1].endpoint
+    assert (p2.endpoint, p2.allowed_ips) == ("[fd00::2]:1", ("10.9.0.0/16",))
+    assert moved.peers[k3].public_key == k3 and set(moved.peers) == {k1, k2, k3}
+    assert parse_dump(head, known).peers == {}     # a peer gone from the kernel is gone
+
+
 def test_configure_device_writes_only_differences(dev, tmp_path):
     backend, ifname = dev
     key_path, public = make_key(tmp_path)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import ctypes
 import json
-import logging
 import os
 import re
 import socket
@@ -32,8 +31,8 @@ from . import watch
 from .address import is_node_id
 from .fsutil import unlink_quietly
 from .model import NodeInfo, Originator
+from .log import log
 
-log = logging.getLogger(__name__)
 
 DEFAULT_RUNTIME_DIR = "/var/run/bmx7"
 MAX_SMS_SIZE = 300            # bmx7's limit with refSms=0; far larger files crash senders
@@ -288,7 +287,9 @@ class Bmx7:
                     self._note("received", node_id)
             elif files.pop(node_id, None) is not None:
                 self._note("received", node_id)
-        dirty.clear()
+        # a new set, not dirty.clear(): a cleared set keeps its table, 0.4 MB after a full
+        # read of 5,000 nodes
+        self._rcvd_dirty[sms_name] = set()
         return self._snapshot(files)
 
     def _received_by_stat(self, sms_name: str, before: dict[str, bytes]) -> dict[str, bytes]:

@@ -11,7 +11,7 @@ import time
 import click
 
 from . import __version__
-from .entry import setup_logging
+from .log import log
 
 
 class _Commands(click.Group):
@@ -37,7 +37,7 @@ class _Commands(click.Group):
 @click.pass_context
 def main(ctx, confdir, savedir, rundir, verbose):
     """Automatic WireGuard tunnels between the nodes of a BMX7 mesh."""
-    setup_logging(verbose)
+    log.setup(verbose)
     ctx.obj = {"confdir": confdir, "savedir": savedir, "rundir": rundir}
 
 

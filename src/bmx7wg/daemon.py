@@ -8,7 +8,6 @@ check (bmx7 forgets runtime registrations when it restarts) and the state file.
 from __future__ import annotations
 
 import ipaddress
-import logging
 import os
 import selectors
 import signal
@@ -23,8 +22,8 @@ from .model import Advert, NodeInfo
 from .reconcile import Reconciler
 from .uciadapter import open_uci
 from .watch import Watcher
+from .log import log
 
-log = logging.getLogger("bmx7wg")
 
 TICK = 1.0
 STATS_EVERY = 5.0
@@ -312,7 +311,7 @@ class Helper:
         self.stats = None
         began = time.monotonic()
         try:
-            device = read.finish(self.backend, self.cfg.ifname)
+            device = read.finish(self.backend, self.cfg.ifname, self.rec.cached_peers())
         except wg.WgError as exc:
             log.warning("%s: %s", self.iface, exc)
             return
@@ -463,11 +462,12 @@ class _StatsRead:
             self.chunks.append(chunk)
         return bool(chunk)
 
-    def finish(self, backend, ifname: str):
+    def finish(self, backend, ifname: str, reuse=None):
+        """`reuse`: as for wg.parse_dump."""
         self.proc.wait()
         err = self.proc.stderr.read().decode(errors="replace")
         self.close()
-        return backend.dumped(ifname, self.proc.returncode, b"".join(self.chunks).decode(), err)
+        return backend.dumped(ifname, self.proc.returncode, b"".join(self.chunks).decode(), err, reuse)
 
     def close(self) -> None:
         if self.proc.poll() is None:

@@ -9,9 +9,10 @@ errors and every other command; tests/test_entry.py checks that both read a line
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
+
+from .log import log
 
 # global option -> (key, environment variable, default); the same as cli.main declares
 GLOBAL_OPTIONS = {
@@ -19,12 +20,6 @@ GLOBAL_OPTIONS = {
     "--savedir": ("savedir", "BMX7WG_SAVEDIR", None),
     "--rundir": ("rundir", "BMX7WG_RUNDIR", "/var/run/bmx7wg"),
 }
-
-
-def setup_logging(verbose: bool) -> None:
-    # On OpenWrt netifd/procd forward stderr to syslog: no timestamps of our own.
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
-                        format="bmx7wg: %(message)s", stream=sys.stderr)
 
 
 def parse_run(argv: list[str]) -> dict | None:
@@ -60,6 +55,6 @@ def main() -> None:
         from .cli import main as click_main
         click_main()
         return
-    setup_logging(args["verbose"])
+    log.setup(args["verbose"])
     from . import daemon
     sys.exit(daemon.run(args["iface"], args["confdir"], args["savedir"], args["rundir"], netifd=args["netifd"]))

@@ -26,12 +26,11 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import logging
 import subprocess
 
 from .config import BMX7_PREFIX
+from .log import log
 
-log = logging.getLogger("bmx7wg")
 
 UBUS_TIMEOUT = 5              # seconds; netifd answers notify_proto at once
 SERVICE_PREFIX = "bmx7wg-"    # procd service carrying the firewall rule: bmx7wg-<iface>

@@ -500,7 +500,10 @@ def _parse_ip(text) -> tuple:
                 value = int.from_bytes(socket.inet_pton(family, text), "big")
             except (OSError, ValueError):
                 continue
-            return version, value, _ip_text(version, value)
+            canonical = _ip_text(version, value)
+            # the caller's string when it is already canonical (bmx7 writes it so): no
+            # second copy of every primaryIp held for the rest of the call
+            return version, value, text if canonical == text else canonical
     ip = _ip_or_none(text)
     return () if ip is None else (ip.version, int(ip), str(ip))
 
@@ -1117,9 +1120,8 @@ class _Step:
             else:
                 peers[node_id] = self._decision(node)
         if self.scratch:
-            peers, holders = dict(sorted(peers.items())), dict(sorted(holders.items()))
-            holder_since, claimed = dict(sorted(holder_since.items())), dict(sorted(claimed.items()))
-            key_since = dict(sorted(key_since.items()))
+            peers, holders, holder_since, claimed, key_since = (
+                _sorted_dict(d) for d in (peers, holders, holder_since, claimed, key_since))
         conflicts = frozenset(pol.conflicts.values())
         old = prev.conflicts if prev else frozenset()
         pol.touched = None if self.scratch else self.dirty_nodes
@@ -1162,6 +1164,11 @@ class _Step:
             accepted_networks=allowed if len(networks) == len(allowed) else networks,
             allowed_ips=allowed, routes=tuple([o.route for o in won]),
             rejected=tuple([(_net_text(entry.net, entry.span), why) for entry, why in rejected]))
+
+
+def _sorted_dict(d: dict) -> dict:
+    """dict(sorted(d.items())) without an item tuple per key (thousands at a first call)."""
+    return {k: d[k] for k in sorted(d)}
 
 
 def _entry_order(entry: _Entry) -> tuple:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import gc
 import ipaddress
-import logging
 import time
 from .record import record, field, replace
 
@@ -23,8 +22,8 @@ from . import policy, wg
 from .config import IfaceConfig
 from .model import DeviceState, NodeInfo, Originator, PeerSpec, PeerState, cidrs
 from .peers import PeerTable
+from .log import log
 
-log = logging.getLogger("bmx7wg")
 
 
 @record
@@ -67,16 +66,19 @@ class Reconciler:
         self._ip_cache: dict[str, object] = {}
 
     def refresh_device(self) -> DeviceState | None:
-        self.take_dump(self.backend.dump(self.cfg.ifname), exact=True)
+        self.take_dump(self.backend.dump(self.cfg.ifname, reuse=self.cached_peers()), exact=True)
         return self.device
+
+    def cached_peers(self) -> dict[str, PeerState]:
+        """The device model's peers: what a dump should build its peers from (see
+        wg.parse_dump's `reuse`)."""
+        return self.device.peers if self.device is not None else {}
 
     def take_dump(self, device: DeviceState | None, exact: bool) -> None:
         """A `wg show dump`. `exact`: nothing was written while it was read, so it is the
         device as it is now: it replaces the cache, and the next step compares everything
         (the kernel may differ from our cache). Otherwise the cache, which knows the later
         writes, stays, and only the counters and handshakes are taken from the dump."""
-        if device is not None and self.device is not None:
-            _share(device.peers, self.device.peers)
         self.kernel_peers = dict(device.peers) if device else {}
         if exact or device is None or self.device is None:
             self.device = device
@@ -85,8 +87,13 @@ class Reconciler:
         peers = self.device.peers
         for key, seen in device.peers.items():
             cached = peers.get(key)
-            if cached is not None and (cached.latest_handshake, cached.rx, cached.tx) != (
+            if cached is None or cached is seen or (cached.latest_handshake, cached.rx, cached.tx) == (
                     seen.latest_handshake, seen.rx, seen.tx):
+                continue
+            if (seen.endpoint, seen.allowed_ips, seen.keepalive) == (
+                    cached.endpoint, cached.allowed_ips, cached.keepalive):
+                peers[key] = seen          # one object for the model and the kernel's view
+            else:
                 peers[key] = replace(cached, latest_handshake=seen.latest_handshake, rx=seen.rx, tx=seen.tx)
 
     def context(self, own: NodeInfo, originators: dict[str, Originator], now: float,
@@ -167,10 +174,10 @@ class Reconciler:
         changed |= self.table.changed_ids
         # a new advert, a new error beside the last good one, a node gone or back
         result.shown_changed = table_changed or self.table.presence_changed
-        moved = self._remember(originators, changed)
-        proven = self._proofs.current(self, moved)
+        standing_moved, replaced = self._remember(originators, changed)
+        proven = self._proofs.current(self, replaced)
         self._pending |= changed
-        if (table_changed or self.force or any(moved.values()) or own != self._own
+        if (table_changed or self.force or standing_moved or own != self._own
                 or proven is not self._proofs.used):
             self._own, self._proofs.used = own, proven
             self._run_policy(own, now, proven, result)
@@ -239,13 +246,14 @@ class Reconciler:
         moved.update(n for n in known if n not in originators)
         return moved
 
-    def _remember(self, originators: dict[str, Originator], changed: set[str]) -> dict:
+    def _remember(self, originators: dict[str, Originator], changed: set[str]) -> tuple[bool, list]:
         """A node's json/originators file can vanish too (bmx7 restarting, a torn rewrite):
         like a missing sms file, that is no reason to drop the peer inside its hold-down.
         Keeps known_originators = the remembered ones of nodes still in the table, updated
-        by the current ones. Returns {(old, new): whether what the policy reads changed} for
-        the originators replaced."""
-        known, moved = self.known_originators, {}
+        by the current ones. Returns whether what the policy reads of them changed, and the
+        originators replaced and replacing (one flat list: a pair per node would be
+        thousands of short-lived tuples at a first step)."""
+        known, standing_moved, replaced = self.known_originators, False, []
         for node_id in changed:
             old = known.get(node_id)
             new = originators.get(node_id)
@@ -257,8 +265,13 @@ class Reconciler:
                 del known[node_id]
             else:
                 known[node_id] = new
-            moved[(old, new)] = old is None or new is None or _standing(old) != _standing(new)
-        return moved
+            if old is None or new is None:
+                standing_moved = True
+                replaced.append(old if new is None else new)
+            else:
+                standing_moved = standing_moved or _standing(old) != _standing(new)
+                replaced += (old, new)
+        return standing_moved, replaced
 
     def desired_peers(self, sel) -> dict[str, PeerSpec]:
         desired = {}
@@ -362,23 +375,6 @@ class Reconciler:
                 rx=old.rx if old else 0, tx=old.tx if old else 0, keepalive=spec.keepalive)
 
 
-def _share(fresh: dict[str, PeerState], cached: dict[str, PeerState]) -> None:
-    """Let a new dump's peers reuse the cached objects where they are equal: whole peers
-    when nothing moved, else their allowed-ips and endpoint. Each dump would otherwise
-    hold a second copy of every peer (~1 KB each)."""
-    for key, peer in fresh.items():
-        old = cached.get(key)
-        if old is None or old is peer:
-            continue
-        if peer == old:
-            fresh[key] = old
-            continue
-        same_ips, same_endpoint = peer.allowed_ips == old.allowed_ips, peer.endpoint == old.endpoint
-        if same_ips or same_endpoint:
-            fresh[key] = replace(peer, allowed_ips=old.allowed_ips if same_ips else peer.allowed_ips,
-                                 endpoint=old.endpoint if same_endpoint else peer.endpoint)
-
-
 class _Proofs:
     """proven_keys, worked out again only when its inputs moved: a new kernel dump, the
     first live session going stale, or an originator at a session's endpoint (or a proven
@@ -391,11 +387,11 @@ class _Proofs:
         self.expires = 0.0
         self.hosts: set = set()                         # endpoint addresses of live sessions
 
-    def current(self, rec: Reconciler, moved: dict) -> dict[str, str]:
+    def current(self, rec: Reconciler, replaced: list[Originator]) -> dict[str, str]:
         wall = time.time()
         if self.source is rec.kernel_peers and wall < self.expires and not any(
                 rec._ip(o.primary_ip) in self.hosts or o.node_id in self.proven.values()
-                for pair in moved for o in pair if o is not None):
+                for o in replaced):
             return self.proven
         proven = rec.proven_keys(wall)
         live = [p for p in rec.kernel_peers.values()

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import gc
 import json
-import logging
 import os
 import signal
 
-log = logging.getLogger("bmx7wg")
+from .log import log
+
 
 
 def path(rundir: str, iface: str) -> str:

@@ -22,10 +22,10 @@ API and says so once; connecting is retried every RETRY seconds.
 
 from __future__ import annotations
 
-import logging
 import time
 
-log = logging.getLogger("bmx7wg")
+from .log import log
+
 
 OBJECT = "bmx7wg"
 RETRY = 30.0                  # seconds between registration / reconnection attempts

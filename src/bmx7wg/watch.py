@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import ctypes
 import errno
-import logging
 import os
 import stat
 import struct
 from collections.abc import Iterable
 
-log = logging.getLogger(__name__)
+from .log import log
+
 
 IN_CLOSE_WRITE = 0x00000008
 IN_MOVED_FROM = 0x00000040

@@ -34,7 +34,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Container, Iterable
+from collections.abc import Container, Iterable, Iterator, Mapping
 
 from .model import DeviceState, PeerSpec, PeerState, cidrs
 from .fsutil import unlink_quietly
@@ -186,34 +186,70 @@ def _none(field: str) -> str | None:
     return None if field in ("(none)", "off", "") else field
 
 
-def parse_dump(text: str) -> DeviceState:
-    """Parse `wg show IF dump`; the private and preshared keys are dropped unread."""
-    lines = text.splitlines()
-    if not lines:
+def parse_dump(text: str, reuse: Mapping[str, PeerState] | None = None) -> DeviceState:
+    """Parse `wg show IF dump`; the private and preshared keys are dropped unread.
+
+    `reuse`: peers known from before (the reconciler's model). A line that describes one
+    of them the same way gives back that very object, or at least its key, endpoint and
+    allowed-ips; and lines are taken one at a time. So a dump of thousands of peers never
+    holds a second copy of them all, which would raise the heap's high-water mark (and
+    the RSS, which pymalloc rarely gives back) at every stats read.
+    """
+    lines = _lines(text)
+    first = next(lines, "")
+    if not first:
         raise WgError("wg show dump: empty output")
     try:
-        _private, public, port, fwmark = lines[0].split("\t")
+        _private, public, port, fwmark = first.split("\t")
         del _private
         state = DeviceState(public_key=_none(public), listen_port=int(port),
                             fwmark=int(fwmark, 0) if _none(fwmark) else 0)
     except ValueError:
         raise WgError("wg show dump: unexpected line 1") from None
-    for number, line in enumerate(lines[1:], 2):
+    reuse = reuse or {}
+    peers = state.peers
+    for number, line in enumerate(lines, 2):
         try:
             key, _psk, endpoint, allowed, handshake, rx, tx, keepalive = line.split("\t")
-            key = sys.intern(key)       # one string per key: the advert's, the cache's and this dump's
-            ips = _none(allowed)
-            state.peers[key] = PeerState(
-                public_key=key,
-                endpoint=_none(endpoint),
-                allowed_ips=cidrs(ips.split(",")) if ips else (),
-                latest_handshake=int(handshake) or None,
-                rx=int(rx), tx=int(tx),
-                keepalive=int(_none(keepalive) or 0),
-            )
+            old = reuse.get(key)
+            peer = _dumped_peer(old, key, _none(endpoint), _none(allowed), int(handshake) or None,
+                                int(rx), int(tx), int(_none(keepalive) or 0))
         except ValueError:      # the line holds a preshared key: never quote it
             raise WgError(f"wg show dump: unexpected line {number}") from None
+        peers[peer.public_key] = peer
     return state
+
+
+def _lines(text: str) -> Iterator[str]:
+    """text.splitlines() for "\\n" ends, one line at a time; blank lines skipped."""
+    start, end = 0, len(text)
+    while start < end:
+        stop = text.find("\n", start)
+        if stop < 0:
+            stop = end
+        if stop > start:
+            yield text[start:stop]
+        start = stop + 1
+
+
+def _dumped_peer(old: PeerState | None, key: str, endpoint: str | None, allowed: str | None,
+                 handshake: int | None, rx: int, tx: int, keepalive: int) -> PeerState:
+    """One dump line as a PeerState, made of `old`'s parts where they are equal."""
+    if old is None:
+        return PeerState(public_key=sys.intern(key), endpoint=endpoint,   # one string per key
+                         allowed_ips=cidrs(allowed.split(",")) if allowed else (),
+                         latest_handshake=handshake, rx=rx, tx=tx, keepalive=keepalive)
+    ips = old.allowed_ips
+    if (allowed or "") != ",".join(ips):            # the kernel's order or another set
+        fresh = cidrs(allowed.split(",")) if allowed else ()
+        ips = ips if fresh == ips else fresh
+    if endpoint == old.endpoint:
+        endpoint = old.endpoint
+    if (endpoint is old.endpoint and ips is old.allowed_ips and keepalive == old.keepalive
+            and (handshake, rx, tx) == (old.latest_handshake, old.rx, old.tx)):
+        return old
+    return PeerState(public_key=old.public_key, endpoint=endpoint, allowed_ips=ips,
+                     latest_handshake=handshake, rx=rx, tx=tx, keepalive=keepalive)
 
 
 # ---------------------------------------------------------------- canonical forms
@@ -420,9 +456,9 @@ class Backend:
 
     # -- configuration
 
-    def dump(self, ifname: str) -> DeviceState | None:
+    def dump(self, ifname: str, reuse: Mapping[str, PeerState] | None = None) -> DeviceState | None:
         proc = _run([self.wg, "show", ifname, "dump"], check=False)
-        return self.dumped(ifname, proc.returncode, proc.stdout, proc.stderr)
+        return self.dumped(ifname, proc.returncode, proc.stdout, proc.stderr, reuse)
 
     def start_dump(self, ifname: str) -> subprocess.Popen:
         """`wg show IF dump` left running: the caller reads its stdout as it comes (a
@@ -434,13 +470,15 @@ class Backend:
             raise WgError(f"{self.wg}: command not found: {self.wg}") from None
 
     @staticmethod
-    def dumped(ifname: str, returncode: int, stdout: str, stderr: str) -> DeviceState | None:
-        """The device from a finished `wg show IF dump`; None when the link is gone."""
+    def dumped(ifname: str, returncode: int, stdout: str, stderr: str,
+               reuse: Mapping[str, PeerState] | None = None) -> DeviceState | None:
+        """The device from a finished `wg show IF dump`; None when the link is gone.
+        `reuse`: as for parse_dump."""
         if returncode != 0:
             if any(s in stderr.lower() for s in _NO_DEVICE):
                 return None
             raise WgError(f"{ifname}: wg show: {_last_line(stderr)}")
-        return parse_dump(stdout)
+        return parse_dump(stdout, reuse)
 
     def public_key_of(self, private_key_path: str) -> str:
         """`wg pubkey` fed from the file, so the key never enters this process."""
