@@ -26,7 +26,6 @@ class Advertiser:
     good: Advert | None = None            # last advert that decoded; kept through bad ones
     error: str | None = None              # why the latest raw bytes were rejected
     last_seen: float = 0.0                # while absent: the last update that saw it present
-    first_seen: float = 0.0
     present: bool = False                 # in the latest update: file there, node reachable
     shown: Advert | advert.AdvertError | None = None   # what adverts() gives the policy
 
@@ -64,7 +63,7 @@ class PeerTable:
                     self._gone(entry)
                 continue
             if entry is None:
-                entry = self.nodes[node_id] = Advertiser(node_id, first_seen=now)
+                entry = self.nodes[node_id] = Advertiser(node_id)
                 self._absent.add(node_id)
                 self._show(entry)
             if raw != entry.raw:
