@@ -79,11 +79,13 @@ class Reconciler:
         device as it is now: it replaces the cache, and the next step compares everything
         (the kernel may differ from our cache). Otherwise the cache, which knows the later
         writes, stays, and only the counters and handshakes are taken from the dump."""
-        self.kernel_peers = dict(device.peers) if device else {}
         if exact or device is None or self.device is None:
+            # the dump becomes the model, which later steps patch: the kernel's view is a copy
+            self.kernel_peers = dict(device.peers) if device else {}
             self.device = device
             self.replan = True
             return
+        self.kernel_peers = device.peers        # the dump itself is dropped: no copy needed
         peers = self.device.peers
         for key, seen in device.peers.items():
             cached = peers.get(key)

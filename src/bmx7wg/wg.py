@@ -232,16 +232,21 @@ def _lines(text: str) -> Iterator[str]:
         start = stop + 1
 
 
+def _allowed_ips(field: str | None) -> tuple[str, ...]:
+    """A dump's allowed-ips field (None: "(none)") as compared everywhere: see cidrs()."""
+    return cidrs(field.split(",")) if field else ()
+
+
 def _dumped_peer(old: PeerState | None, key: str, endpoint: str | None, allowed: str | None,
                  handshake: int | None, rx: int, tx: int, keepalive: int) -> PeerState:
     """One dump line as a PeerState, made of `old`'s parts where they are equal."""
     if old is None:
         return PeerState(public_key=sys.intern(key), endpoint=endpoint,   # one string per key
-                         allowed_ips=cidrs(allowed.split(",")) if allowed else (),
+                         allowed_ips=_allowed_ips(allowed),
                          latest_handshake=handshake, rx=rx, tx=tx, keepalive=keepalive)
     ips = old.allowed_ips
     if (allowed or "") != ",".join(ips):            # the kernel's order or another set
-        fresh = cidrs(allowed.split(",")) if allowed else ()
+        fresh = _allowed_ips(allowed)
         ips = ips if fresh == ips else fresh
     if endpoint == old.endpoint:
         endpoint = old.endpoint
