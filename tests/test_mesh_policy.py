@@ -302,6 +302,18 @@ def _metric_scenario(lab):
     assert default_route_from(lab, "n2", keys["n1"], 151, 5), "a change below the hysteresis flipped the route"
     assert loser_reason("n3", "n1")
 
+    # a restarted helper (kill -9) keeps the holder that only the hysteresis keeps: the state
+    # file's claim history decides its first step, not the raw metric
+    assert any(c[0] == "0.0.0.0/0" for c in state(lab, "n2")["history"]["claims"])
+    lab.stop_helper("n2", signal.SIGKILL)
+    pid = lab.start_helper("n2")
+    wait_until(lambda: state(lab, "n2").get("pid") == pid and state(lab, "n2")["bmx7"]["published"],
+               20, "n2's helper back")
+    time.sleep(3)
+    assert default_route_from(lab, "n2", keys["n1"], 151, 5), "the restart handed the route to n3"
+    assert loser_reason("n3", "n1")
+    assert state(lab, "n2")["wg_writes"] == 0, "the restarted helper rewrote peers"
+
     # above it: 999M against 799M x 1.2
     lab.set_link_quality("n2", "n3", 100)
     wait_until(lambda: default_route_from(lab, "n2", keys["n3"], 151, 5), 10, "route moved to n3")

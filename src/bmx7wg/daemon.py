@@ -16,7 +16,7 @@ import time
 
 from .record import replace
 
-from . import address, advert, clockguard, config, heap, keys, port, state, wg
+from . import address, advert, clockguard, config, heap, history, keys, port, state, wg
 from .bmx7 import Bmx7
 from .model import Advert, NodeInfo
 from .reconcile import Reconciler
@@ -89,7 +89,7 @@ class Helper:
         self.keypair = self._choose_keys(device.public_key if device else None)
         self.rec.own_public_key = self.keypair.public_key
         self.port = self._configure_port(device)
-        self._restore_owned()
+        self._restore_previous_run()
         self.publish_port()
         if self.netifd:
             self.push_netifd()      # link up in netifd now; addresses follow once bmx7 answers
@@ -142,10 +142,12 @@ class Helper:
             self.rec.refresh_device()
             return chosen
 
-    def _restore_owned(self) -> None:
-        """Peers a previous run of this helper created stay ours after a restart (even kill -9)."""
+    def _restore_previous_run(self) -> None:
+        """Peers a previous run of this helper created stay ours after a restart (even kill -9),
+        and contested prefixes and keys stay with their holders (history.py)."""
         previous = state.read(self.rundir, self.iface) or {}
         self.rec.owned = dict.fromkeys(previous.get("owned", []))
+        self.rec.selection = history.seed(previous.get("history"))
 
     def _local_networks(self) -> tuple:
         nets = [ipaddress.ip_network(a.ip) for a in self.cfg.addresses]
@@ -338,6 +340,7 @@ class Helper:
             self.publish_port()
         self.sync_link_addresses()
         self.publish()
+        self.state_dirty = True           # the file shows announce and addresses, bmx7 or not
         log.info("%s: configuration reloaded", self.iface)
 
     def rotate_key(self) -> None:
@@ -355,7 +358,9 @@ class Helper:
             self.publish()
         self.state_dirty = True
 
-    def handle_signals(self) -> None:
+    def handle_signals(self) -> bool:
+        """True if a signal was handled: the loop then acts on it now, not at the next tick."""
+        handled = bool(self.pending)
         while self.pending:
             name = self.pending.pop()
             try:
@@ -367,6 +372,7 @@ class Helper:
                     self.rotate_key()
             except (HelperError, keys.KeyStoreError, config.ConfigError) as exc:
                 log.error("%s: %s", self.iface, exc)   # keep running with the old settings
+        return handled
 
     # ---- loop -------------------------------------------------------------------------------
     def catch_signals(self) -> None:
@@ -413,7 +419,8 @@ class Helper:
                         self.read_stats()
                     elif watcher.read():
                         self.reconcile(self.clock())
-                self.handle_signals()
+                if self.handle_signals():
+                    next_tick = 0.0
                 if self.ubus is not None:
                     self.ubus.poll(0)
         finally:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import address
+from . import address, history
 
 ACTIVE_HANDSHAKE = 180   # WireGuard re-handshakes every 2 min on a live session
 
@@ -85,6 +85,7 @@ def build(helper) -> dict:
         "bmx7": {"dir": cfg.bmx7_dir, "running": helper.bmx7_running, "sms_name": cfg.sms_name,
                  "published": helper.published is not None and not helper.stopping},
         "owned": sorted(rec.owned),
+        "history": history.dump(rec.selection),
         "wg_writes": helper.backend.writes,
         "clock_behind_until": helper.clock_behind_until,
         "peers": peers,

@@ -1,0 +1,65 @@
+"""Claim history that outlives a helper restart (`kill -9` included).
+
+The policy breaks ties by claim age and gives a prefix's holder its hysteresis bonus, both
+read from the previous Selection. A restarted helper has none, so its first call would hand
+a contested prefix or key to the best raw standing or the lowest nodeId, and rewrite peers
+although nothing changed. The state file therefore keeps the history of what is contested
+(claimed by more than one node; an uncontested claim needs none: whoever claims it later is
+the younger claim anyway), and `seed` turns it back into a Selection the first call takes as
+`previous`. Times are the policy's clock, which never lets one exceed `now`.
+"""
+
+from __future__ import annotations
+
+import math
+
+from .policy import Selection
+
+TABLES = ("holders", "claims", "key_claims")
+
+
+def dump(sel: Selection | None) -> dict:
+    """The contested part of a Selection's history, as JSON lists of [what, nodeId, since]."""
+    if sel is None:
+        return {name: [] for name in TABLES}
+    claims = _contested(sel.claimed_since)
+    contested = {prefix for prefix, _, _ in claims}
+    return {
+        "holders": sorted([prefix, node_id, sel.holder_since[prefix]]
+                          for prefix, node_id in sel.holders.items() if prefix in contested),
+        "claims": claims,
+        "key_claims": _contested(sel.key_since),
+    }
+
+
+def _contested(since: dict[tuple[str, str], float]) -> list[list]:
+    count: dict[str, int] = {}
+    for what, _ in since:
+        count[what] = count.get(what, 0) + 1
+    return sorted([what, node_id, t] for (what, node_id), t in since.items() if count[what] > 1)
+
+
+def seed(data) -> Selection | None:
+    """A Selection holding only the history in `data` (a state file's "history"), or None if
+    it holds none. Malformed entries are skipped: a damaged file costs history, not a start."""
+    if not isinstance(data, dict):
+        return None
+    holders, claims, key_claims = (_entries(data.get(name)) for name in TABLES)
+    if not (holders or claims or key_claims):
+        return None
+    return Selection(
+        now=max(t for table in (holders, claims, key_claims) for _, _, t in table),
+        peers={},
+        holders={prefix: node_id for prefix, node_id, _ in holders},
+        holder_since={prefix: t for prefix, _, t in holders},
+        claimed_since={(prefix, node_id): t for prefix, node_id, t in claims},
+        key_since={(key, node_id): t for key, node_id, t in key_claims})
+
+
+def _entries(value) -> list[tuple[str, str, float]]:
+    if not isinstance(value, list):
+        return []
+    return [(what, node_id, float(t)) for what, node_id, t in
+            (e for e in value if isinstance(e, list) and len(e) == 3)
+            if isinstance(what, str) and isinstance(node_id, str)
+            and isinstance(t, (int, float)) and not isinstance(t, bool) and math.isfinite(t)]

@@ -1,0 +1,79 @@
+import json
+import math
+
+import pytest
+
+from bmx7wg import history, policy
+from policy_world import advert as mk_advert, context, key, node_id_starting, originator, rules
+
+A = node_id_starting("1", "a")     # A < C as strings: without history the lowest nodeId wins ties
+C = node_id_starting("9", "c")
+B = node_id_starting("5", "b")
+NET = "10.1.0.0/16"
+OPEN = rules({"network": "10.0.0.0/8", "hysteresis": "20"})
+
+
+def restarted(sel, origs, ads, now, rules_=OPEN):
+    """A new helper's first call: a fresh Policy, previous = what the state file kept (or None)."""
+    kept = json.loads(json.dumps({"history": history.dump(sel)}))["history"] if sel else None
+    return policy.Policy().select(context(origs, rules_, previous=history.seed(kept), now=now), ads)
+
+
+def test_holder_kept_by_hysteresis_keeps_the_prefix_across_a_restart():
+    # A holds NET alone; C comes later 10 % better: hysteresis (20 %) keeps A
+    first = policy.select(context([originator(A, metric=100)], OPEN, now=1), {A: mk_advert(A, networks=[NET])})
+    ads = {A: mk_advert(A, networks=[NET]), C: mk_advert(C, networks=[NET])}
+    origs = [originator(A, metric=100), originator(C, metric=110)]
+    running = policy.select(context(origs, OPEN, previous=first, now=2), ads)
+    assert running.holders[NET] == A
+    assert restarted(None, origs, ads, now=50).holders[NET] == C        # what a restart did before
+    again = restarted(running, origs, ads, now=50)
+    assert again.holders[NET] == A and again.holder_since[NET] == 1
+    assert again.peers == policy.select(context(origs, OPEN, previous=running, now=50), ads).peers
+
+
+def test_older_claim_keeps_the_prefix_across_a_restart():
+    origs = [originator(n, metric=100) for n in (A, C)]
+    older_c = policy.select(context(origs, OPEN, now=1), {C: mk_advert(C, networks=[NET])})
+    ads = {n: mk_advert(n, networks=[NET]) for n in (A, C)}
+    running = policy.select(context(origs, OPEN, previous=older_c, now=2), ads)
+    assert running.holders[NET] == C
+    assert restarted(None, origs, ads, now=9).holders[NET] == A         # lowest nodeId
+    again = restarted(running, origs, ads, now=9)
+    assert again.holders[NET] == C
+    assert {c: t for c, t in again.claimed_since.items() if c[0] == NET} == {(NET, C): 1, (NET, A): 2}
+
+
+def test_older_key_claim_keeps_the_key_across_a_restart():
+    origs = [originator(A), originator(C)]
+    first = policy.select(context(origs, now=10), {C: mk_advert(C, public_key=key("k"))})
+    ads = {n: mk_advert(n, public_key=key("k")) for n in (A, C)}
+    running = policy.select(context(origs, previous=first, now=20), ads)
+    assert running.peers[C].status == "accepted"
+    assert restarted(None, origs, ads, now=30).peers[C].status == "rejected"
+    again = restarted(running, origs, ads, now=30)
+    assert again.peers[C].status == "accepted" and again.peers[A].reason == f"key already used by node {C[:8]}"
+
+
+def test_only_contested_history_is_kept():
+    origs = [originator(n, metric=100) for n in (A, B, C)]
+    ads = {A: mk_advert(A, networks=[NET]), C: mk_advert(C, networks=[NET]),
+           B: mk_advert(B, networks=["10.2.0.0/16"])}
+    sel = policy.select(context(origs, OPEN, now=7), ads)
+    assert history.dump(sel) == {"holders": [[NET, A, 7]], "claims": [[NET, A, 7], [NET, C, 7]],
+                                 "key_claims": []}
+    assert history.dump(None) == {"holders": [], "claims": [], "key_claims": []}
+    assert history.seed(history.dump(policy.select(context(origs, OPEN, now=7), {B: ads[B]}))) is None
+
+
+@pytest.mark.parametrize("data", [None, [], "x", {}, {"claims": "x"}, {"holders": [[1, 2, 3]]},
+                                  {"claims": [["p", "n", "3"], ["p", "n", True], ["p", "n", math.nan],
+                                              ["p", "n"], ["p", None, 1], "pn1"]}])
+def test_damaged_history_is_no_history(data):
+    assert history.seed(data) is None
+
+
+def test_damaged_entries_are_skipped_and_the_rest_kept():
+    sel = history.seed({"claims": [["p", "n", 4], ["p", "n", "bad"], ["q", "m", 5.5]], "holders": 3})
+    assert sel.claimed_since == {("p", "n"): 4.0, ("q", "m"): 5.5}
+    assert sel.holders == {} and sel.key_since == {} and sel.peers == {} and sel.now == 5.5
