@@ -132,17 +132,15 @@ def test_incremental_steps_leave_wireguard_as_a_full_recompute_would(data):
         assert rec.node_of_key == {d.public_key: n for n, d in sel.peers.items() if d.allowed_ips}
         assert {k: (p.endpoint, p.allowed_ips) for k, p in rec.device.peers.items()} == \
             {k: (p["endpoint"], cidrs(p["ips"])) for k, p in want.items()}
-        for k in configured:             # a copied key may change hands without an event
-            if k in rec.node_of_key:
-                configured[k] = rec.node_of_key[k]
-        for nid in result.removed:
-            gone = [k for k, n in configured.items() if n == nid and k not in want]
+        now_configured = {k: rec.node_of_key[k] for k in want}
+        for nid in result.removed:       # a copied key changing hands: the old node's removal
+            gone = [k for k, n in configured.items() if n == nid and now_configured.get(k) != nid]
             assert gone, nid
             del configured[gone[0]]
         for nid in result.added:
-            (new_key,) = [k for k, d in want.items() if rec.node_of_key[k] == nid and k not in configured]
+            (new_key,) = [k for k, n in now_configured.items() if n == nid and configured.get(k) != nid]
             configured[new_key] = nid
-        assert set(configured) == set(want)
+        assert configured == now_configured
         again = rec.step(now, own, dict(received), dict(origs))
         assert again.writes == 0 and not again.added and not again.removed
 

@@ -50,6 +50,7 @@ class Reconciler:
         self.local_networks = local_networks
         self.node_of_key: dict[str, str] = {}          # desired peer -> its node
         self.node_of_key_before: dict[str, str] = {}   # keys of removed peers -> their node
+        self._handed_over: dict[str, str] = {}         # key now desired for another node -> the old one
         self.routes: frozenset = frozenset()
         self.force = True                      # config/key changed: recompute even if inputs did not
         self.replan = True                     # device re-read: diff all of it against `desired` again
@@ -197,6 +198,7 @@ class Reconciler:
         if args:
             result.writes = self.backend.apply(self.cfg.ifname, args)
             self._update_cache(keys, result)
+        self._handed_over = {}
         self.owned.update(dict.fromkeys(self.desired if keys is None else
                                         (k for k in keys if k in self.desired)))
         return result
@@ -277,14 +279,21 @@ class Reconciler:
 
     def desired_peers(self, sel) -> dict[str, PeerSpec]:
         desired = {}
-        self.node_of_key_before = {**self.node_of_key_before, **self.node_of_key}
+        before = self.node_of_key_before = {**self.node_of_key_before, **self.node_of_key}
         self.node_of_key = {}
         for node_id, decision in sel.peers.items():
             spec = self._spec(decision)
             if spec is not None:
                 desired[spec.public_key] = spec
                 self.node_of_key[spec.public_key] = node_id
+                self._note_hand_over(spec.public_key, before.get(spec.public_key), node_id)
         return desired
+
+    def _note_hand_over(self, key: str, old: str | None, new: str) -> None:
+        """A copied key that changes hands stays one WireGuard peer, rewritten: reported as
+        the old node's peer removed and the new node's added."""
+        if old is not None and old != new:
+            self._handed_over[key] = old
 
     def _spec(self, decision) -> PeerSpec | None:
         if not decision.allowed_ips or decision.public_key is None:
@@ -311,7 +320,7 @@ class Reconciler:
                     self._plan_keys.add(spec.public_key)
                 self.desired[spec.public_key] = spec
                 self.node_of_key[spec.public_key] = node_id
-                self.node_of_key_before.pop(spec.public_key, None)
+                self._note_hand_over(spec.public_key, self.node_of_key_before.pop(spec.public_key, None), node_id)
 
     def desired_routes(self, sel) -> frozenset:
         """(network, table, metric) routed into the link: the auto prefix plus selected networks."""
@@ -371,6 +380,9 @@ class Reconciler:
             elif (old.endpoint, old.allowed_ips, old.keepalive) == (spec.endpoint, spec.allowed_ips,
                                                                      spec.keepalive):
                 continue
+            elif key in self._handed_over:
+                result.removed.append(self._handed_over[key])
+                result.added.append(self.node_of_key.get(key, key))
             peers[key] = PeerState(
                 public_key=key, endpoint=spec.endpoint, allowed_ips=spec.allowed_ips,
                 latest_handshake=old.latest_handshake if old else None,
