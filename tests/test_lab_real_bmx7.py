@@ -8,11 +8,12 @@ CI never has it: the module is skipped there.
 
 import json
 import os
+import signal
 import time
 
 import pytest
 
-from labtools import wait_until
+from labtools import wait_until, wg_dump
 
 from bmx7wg.lab import mesh, netns
 
@@ -124,3 +125,19 @@ def test_middle_bmx7_restart_reregisters_and_keeps_tunnels(line3):
     wait_until(recovered, 45, "n2's advert re-registered, tunnel n1-n3 working, every peer active")
     wait_until(lambda: peers_kept() and time.time() - restarted > 15, 20, "the outage window to pass")
     assert all_active(lab) and pings_through_tunnel(lab, "n3", "n1")
+
+
+def test_helper_kill9_restart_changes_nothing_over_real_bmx7(line3):
+    lab = line3
+    wait_until(lambda: all_active(lab), 90, "a converged mesh")
+    configured = {n: {k: v[:2] for k, v in wg_dump(lab, n).items()} for n in lab.names}
+    writes = {n: helper(lab, n)["wg_writes"] for n in lab.names}
+    lab.stop_helper("n2", signal.SIGKILL)
+    pid = lab.start_helper("n2")
+    wait_until(lambda: helper(lab, "n2").get("pid") == pid and helper(lab, "n2")["bmx7"]["published"],
+               20, "n2's helper back")
+    time.sleep(5)
+    assert {n: {k: v[:2] for k, v in wg_dump(lab, n).items()} for n in lab.names} == configured
+    assert helper(lab, "n2")["wg_writes"] == 0
+    assert all(helper(lab, n)["wg_writes"] == writes[n] for n in ("n1", "n3"))
+    assert registered_sms(lab, "n2") == [SMS]
