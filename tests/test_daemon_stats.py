@@ -1,4 +1,5 @@
-"""daemon: the `wg show dump` read beside the event loop (_StatsRead), and the state writer at shutdown."""
+"""daemon: the `wg show dump` read beside the event loop (_StatsRead), the state writer at
+shutdown, and how peers added and removed are reported."""
 
 from __future__ import annotations
 
@@ -6,8 +7,11 @@ import os
 import subprocess
 import sys
 import time
+import types
 
 from bmx7wg import daemon, state, wg
+from bmx7wg.model import NodeInfo
+from bmx7wg.reconcile import StepResult
 
 
 def test_output_read_in_chunks_then_parsed():
@@ -48,3 +52,19 @@ def test_shutdown_writes_the_state_file_without_waiting_for_a_stuck_writer(tmp_p
     assert time.monotonic() - began < 5
     assert helper.writer is None
     assert state.read(str(tmp_path), "wgx") == {"interface": "wgx", "final": True}
+
+
+def test_a_removed_peer_no_state_file_named_is_logged_by_key_without_an_event(tmp_path, logged):
+    node = "AB" * 28
+    helper = daemon.Helper("wgx", None, None, str(tmp_path))
+    helper.rec = types.SimpleNamespace(known_originators={},
+                                       step=lambda *a: StepResult(removed=["K" * 43 + "=", node]))
+    helper.own = NodeInfo("CD" * 28, "me", "fd70::1")
+    helper.bmx = types.SimpleNamespace(received=lambda name: {}, originators=lambda: {})
+    helper.cfg = types.SimpleNamespace(sms_name="wgtun")
+    events = []
+    helper.ubus = types.SimpleNamespace(send_event=lambda name, data: events.append((name, data)))
+    helper.reconcile(1.0)                      # no crash on a key where a nodeId was expected
+    assert events == [("bmx7wg.peer", {"interface": "wgx", "node_id": node, "name": "", "action": "remove"})]
+    assert logged.times("peer with key " + "K" * 43 + "= removed") == 1
+    assert logged.times("peer ABABABAB removed") == 1

@@ -205,6 +205,29 @@ def test_node_that_leaves_is_removed_after_hold_down_only(ring):
     wait_until(lambda: fully_meshed(ring), 40, "ring whole again")
 
 
+def test_helper_restarting_with_bmx7_keeps_peers_until_their_hold_down(ring):
+    """n4's helper (kill -9) and bmx7 restart together while n5 leaves: rcvdSms starts empty
+    and refills over seconds. The new helper keeps every peer of its previous run like a node
+    gone missing, untouched when its advert comes back, removed after the hold-down if not."""
+    keys = {n: state(ring, n)["public_key"] for n in ring.names}
+    wait_until(lambda: len(state(ring, "n4")["owned"]) == 4, 10, "n4's state file to list its peers")
+    ring.stop_helper("n4", signal.SIGKILL)
+    ring.stop_helper("n5", signal.SIGTERM)          # withdraws its advert mesh-wide
+    ring.restart_bmx7("n4")                         # rcvdSms wiped, refilled ~3 s later
+    pid = ring.start_helper("n4")
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < HOLD - 1:
+        assert set(wg_dump(ring, "n4")) == {keys[n] for n in ring.names if n != "n4"}, \
+            f"n4 dropped a peer {time.monotonic() - t0:.1f} s after its restart"
+        time.sleep(0.3)
+    wait_until(lambda: keys["n5"] not in wg_dump(ring, "n4"), 6, "n5 removed after the hold-down")
+    assert state(ring, "n4")["pid"] == pid and state(ring, "n4")["wg_writes"] == 1
+    with open(os.path.join(ring.node("n4")["dir"], "log", "helper.log")) as f:
+        assert f"peer {ring.node_id('n5')[:8]} removed" in f.read()
+    ring.start_helper("n5")
+    wait_until(lambda: fully_meshed(ring), 40, "ring whole again")
+
+
 def test_clock_behind_advertises_session_key_until_it_catches_up(ring):
     """A router booting with its clock behind its last run must not use the persisted key
     (peers drop handshakes whose timestamp goes backwards); it returns to it afterwards."""

@@ -208,3 +208,45 @@ def test_a_decision_that_changes_nothing_in_wireguard_still_marks_the_state_file
     assert rec.step(1005.0, own, gone, origs).shown_changed
     assert not rec.step(1006.0, own, gone, origs).shown_changed
     assert rec.step(1007.0, own, received, origs).shown_changed            # back inside it
+
+
+def _restarted(wg, owned):
+    """A new Reconciler (a restarted helper) on the same device, owning `owned` as the state file said."""
+    rec = Reconciler(config.parse("wgmesh", {"hold_down": "10"}), wg)
+    rec.refresh_device()
+    rec.owned = dict.fromkeys(owned)
+    return rec
+
+
+def test_a_restart_keeps_the_previous_runs_peers_for_the_hold_down_while_adverts_refill():
+    rec, wg, own, nodes, origs, received = _mesh_of(3)
+    rec.step(1000.0, own, received, origs)
+    keys = {nid: rec.selection.peers[nid].public_key for nid in nodes}
+    rec = _restarted(wg, keys.values())
+    rec.keep_previous({k: nid for nid, k in keys.items()}, until=1010.0)
+    assert rec.kept == set(keys.values())
+    # bmx7 restarted as well: rcvdSms empty, then refilled node by node
+    assert rec.step(1001.0, own, {}, origs).writes == 0
+    assert rec.step(1003.0, own, {nodes[0]: received[nodes[0]]}, origs).writes == 0
+    assert rec.kept == {keys[nodes[1]], keys[nodes[2]]}
+    back = {n: received[n] for n in nodes[:2]}
+    assert rec.step(1005.0, own, back, origs).writes == 0
+    assert len(wg.peers) == 3
+    # nodes[2] never comes back: removed once the hold-down since the start is over, by name
+    assert rec.step(1009.9, own, back, origs).writes == 0
+    result = rec.step(1010.0, own, back, origs)
+    assert (result.writes, result.removed, result.added) == (1, [nodes[2]], [])
+    assert set(wg.peers) == {keys[nodes[0]], keys[nodes[1]]} and not rec.kept
+    assert rec.step(1011.0, own, back, origs).writes == 0
+
+
+def test_a_previous_runs_peer_nobody_named_is_removed_by_key():
+    rec, wg, own, nodes, origs, received = _mesh_of(2)
+    rec.step(1000.0, own, received, origs)
+    keys = [rec.selection.peers[nid].public_key for nid in nodes]
+    rec = _restarted(wg, keys)
+    rec.keep_previous({}, until=1005.0)          # no state file peers: owned, but unnamed
+    only = {nodes[0]: received[nodes[0]]}
+    assert rec.step(1001.0, own, only, origs).writes == 0
+    result = rec.step(1006.0, own, only, origs)
+    assert result.removed == [keys[1]] and set(wg.peers) == {keys[0]}

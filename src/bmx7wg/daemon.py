@@ -148,6 +148,13 @@ class Helper:
         previous = state.read(self.rundir, self.iface) or {}
         self.rec.owned = dict.fromkeys(previous.get("owned", []))
         self.rec.selection = history.seed(previous.get("history"))
+        peers = previous.get("peers") if isinstance(previous.get("peers"), list) else []
+        self.rec.keep_previous({p["public_key"]: p["node_id"] for p in peers if isinstance(p, dict)
+                                and isinstance(p.get("public_key"), str) and address.is_node_id(p.get("node_id"))},
+                               self.clock() + self.cfg.hold_down)
+        if self.rec.kept:
+            log.info("%s: %d peers of the previous run kept for up to %d s until their adverts are back",
+                     self.iface, len(self.rec.kept), self.cfg.hold_down)
 
     def _local_networks(self) -> tuple:
         nets = [ipaddress.ip_network(a.ip) for a in self.cfg.addresses]
@@ -244,8 +251,11 @@ class Helper:
             log.info("%s: peer %s added", self.iface, address.short_id(node_id))
             self.event("add", node_id)
         for node_id in result.removed:
-            log.info("%s: peer %s removed", self.iface, address.short_id(node_id))
-            self.event("remove", node_id)
+            if address.is_node_id(node_id):
+                log.info("%s: peer %s removed", self.iface, address.short_id(node_id))
+                self.event("remove", node_id)
+            else:            # a previous run's peer that no state file named: its key, no event
+                log.info("%s: peer with key %s removed", self.iface, node_id)
         if result.writes or result.added or result.removed or result.shown_changed:
             self.state_dirty = True         # written within a TICK, not at the next stats dump
         if len(result.added) + len(result.removed) >= TRIM_AFTER:

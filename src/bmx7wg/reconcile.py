@@ -51,6 +51,10 @@ class Reconciler:
         self.node_of_key: dict[str, str] = {}          # desired peer -> its node
         self.node_of_key_before: dict[str, str] = {}   # keys of removed peers -> their node
         self._handed_over: dict[str, str] = {}         # key now desired for another node -> the old one
+        # a previous run's peers whose adverts are not back yet: kept like absent nodes
+        self.kept: set[str] = set()
+        self.kept_until = 0.0
+        self._removable = _Removable(self)
         self.routes: frozenset = frozenset()
         self.force = True                      # config/key changed: recompute even if inputs did not
         self.replan = True                     # device re-read: diff all of it against `desired` again
@@ -65,6 +69,16 @@ class Reconciler:
         self._route_count: dict[tuple, int] = {}       # route -> number of decisions asking for it
         self._proofs = _Proofs()
         self._ip_cache: dict[str, object] = {}
+
+    def keep_previous(self, node_of_key: dict[str, str], until: float) -> None:
+        """After a restart: the previous run's peers (owned; `node_of_key` names their nodes,
+        from its state file) stay until `until` unless desired again, as a node gone missing
+        stays for its hold-down. bmx7 may be refilling rcvdSms meanwhile (it restarted too, or
+        has not heard everyone yet), and a node that comes back inside it is not touched."""
+        peers = self.device.peers if self.device is not None else {}
+        self.kept = {k for k in self.owned if k in peers and k not in self.desired}
+        self.kept_until = until
+        self.node_of_key_before.update((k, node_of_key[k]) for k in self.kept if k in node_of_key)
 
     def refresh_device(self) -> DeviceState | None:
         self.take_dump(self.backend.dump(self.cfg.ifname, reuse=self.cached_peers()), exact=True)
@@ -184,16 +198,18 @@ class Reconciler:
                 or proven is not self._proofs.used):
             self._own, self._proofs.used = own, proven
             self._run_policy(own, now, proven, result)
+        if self.kept and now >= self.kept_until:
+            self.kept, self.replan = set(), True       # their hold-down is over
         if not (self.replan or self._plan_keys):
             return result          # nothing the policy or the device shows moved: no work, no writes
         if self.device is None:
             self.refresh_device()
         if self.replan:
-            args = wg.plan(self.device, self.desired, self.owned, canonical=True)
+            args = wg.plan(self.device, self.desired, self._removable, canonical=True)
             keys = None
         else:
             keys = self._plan_keys
-            args = wg.plan_changed(self.device, self.desired, self.owned, keys, canonical=True)
+            args = wg.plan_changed(self.device, self.desired, self._removable, keys, canonical=True)
         self.replan, self._plan_keys = False, set()
         if args:
             result.writes = self.backend.apply(self.cfg.ifname, args)
@@ -287,6 +303,8 @@ class Reconciler:
                 desired[spec.public_key] = spec
                 self.node_of_key[spec.public_key] = node_id
                 self._note_hand_over(spec.public_key, before.get(spec.public_key), node_id)
+        if self.kept:
+            self.kept.difference_update(desired)
         return desired
 
     def _note_hand_over(self, key: str, old: str | None, new: str) -> None:
@@ -320,6 +338,7 @@ class Reconciler:
                     self._plan_keys.add(spec.public_key)
                 self.desired[spec.public_key] = spec
                 self.node_of_key[spec.public_key] = node_id
+                self.kept.discard(spec.public_key)
                 self._note_hand_over(spec.public_key, self.node_of_key_before.pop(spec.public_key, None), node_id)
 
     def desired_routes(self, sel) -> frozenset:
@@ -360,7 +379,7 @@ class Reconciler:
         """Patch the device model with what the applied plan did (keys None: every peer)."""
         peers, desired = self.device.peers, self.desired
         for key in list(peers) if keys is None else sorted(keys):
-            if key in peers and key not in desired and key in self.owned:
+            if key in peers and key not in desired and key in self._removable:
                 del peers[key]
                 del self.owned[key]
                 result.removed.append(self.node_of_key_before.get(key, key))
@@ -387,6 +406,18 @@ class Reconciler:
                 public_key=key, endpoint=spec.endpoint, allowed_ips=spec.allowed_ips,
                 latest_handshake=old.latest_handshake if old else None,
                 rx=old.rx if old else 0, tx=old.tx if old else 0, keepalive=spec.keepalive)
+
+
+class _Removable:
+    """The peers a plan may remove: owned, and not kept from a previous run."""
+
+    __slots__ = ("rec",)
+
+    def __init__(self, rec: Reconciler):
+        self.rec = rec
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.rec.owned and key not in self.rec.kept
 
 
 class _Proofs:
