@@ -141,3 +141,21 @@ def test_helper_kill9_restart_changes_nothing_over_real_bmx7(line3):
     assert helper(lab, "n2")["wg_writes"] == 0
     assert all(helper(lab, n)["wg_writes"] == writes[n] for n in ("n1", "n3"))
     assert registered_sms(lab, "n2") == [SMS]
+
+
+def test_helper_and_bmx7_restarting_together_keep_every_peer(line3):
+    """Real bmx7 wipes rcvdSms when it restarts and refills it over ~10 s: a helper started
+    meanwhile keeps its previous run's peers (hold-down) and rewrites nothing once they are back."""
+    lab = line3
+    wait_until(lambda: all_active(lab), 90, "a converged mesh")
+    wait_until(lambda: len(helper(lab, "n2")["owned"]) == 2, 10, "n2's state file to list its peers")
+    before = set(wg_peers(lab, "n2"))
+    lab.stop_helper("n2", signal.SIGKILL)
+    lab.restart_bmx7("n2")
+    pid = lab.start_helper("n2")
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < 20:
+        assert set(wg_peers(lab, "n2")) == before, f"n2 dropped a peer {time.monotonic() - t0:.1f} s after the restart"
+        time.sleep(0.5)
+    wait_until(lambda: all_active(lab), 30, "every peer active again")
+    assert helper(lab, "n2")["pid"] == pid and helper(lab, "n2")["wg_writes"] == 0
