@@ -87,3 +87,42 @@ def test_advert_that_cannot_fit_is_refused():
     many = [f"fd12:3456:{i:x}::/64" for i in range(40)]
     with pytest.raises(config.ConfigError, match="would not fit"):
         parse(announce=many)
+
+
+def _two_interfaces(tmp_path, second: str, first_extra: str = "") -> str:
+    """A real network file: wgmesh first, then wgtwo with `second`'s options."""
+    (tmp_path / "network").write_text(
+        "config interface 'wgmesh'\n\toption proto 'bmx7wg'\n" + first_extra +
+        "\nconfig interface 'lan'\n\toption proto 'static'\n\toption ifname 'wgtwo'\n"
+        "\nconfig interface 'wgtwo'\n\toption proto 'bmx7wg'\n" + second)
+    return str(tmp_path)
+
+
+@pytest.mark.parametrize("second,error", [
+    ("\toption auto_prefix 'fd78::/16'\n", "option 'sms_name': invalid value 'wgtun' (interface 'wgmesh' "
+                                            "publishes it in /var/run/bmx7 already)"),
+    ("\toption sms_name 'wg2'\n", "option 'auto_prefix': invalid value 'fd77::/16' (overlaps fd77::/16 of "
+                                   "interface 'wgmesh': the same tunnel addresses on both)"),
+    ("\toption sms_name 'wg2'\n\toption auto_prefix 'fd77:1::/32'\n", "option 'auto_prefix': invalid value "
+     "'fd77:1::/32' (overlaps fd77::/16 of interface 'wgmesh': the same tunnel addresses on both)"),
+    ("\toption ifname 'wgmesh'\n\toption sms_name 'wg2'\n\toption auto_address '0'\n",
+     "option 'ifname': invalid value 'wgmesh' (interface 'wgmesh' uses this link already)"),
+])
+def test_a_second_interface_sharing_link_sms_name_or_tunnel_addresses_is_refused(tmp_path, second, error):
+    from bmx7wg.uciadapter import open_uci
+    store = open_uci(_two_interfaces(tmp_path, second), str(tmp_path / "save"))
+    assert config.load(store, "wgmesh").iface == "wgmesh"          # the first one keeps running
+    with pytest.raises(config.ConfigError) as exc:
+        config.load(store, "wgtwo")
+    assert str(exc.value) == error
+
+
+@pytest.mark.parametrize("second,first_extra", [
+    ("\toption sms_name 'wg2'\n\toption auto_prefix 'fd78::/16'\n", ""),
+    ("\toption bmx7_dir '/var/run/bmx7b'\n\toption auto_address '0'\n", ""),     # another bmx7
+    ("", "\toption disabled '1'\n"),                                            # the first is off
+])
+def test_second_interfaces_that_share_nothing_are_accepted(tmp_path, second, first_extra):
+    from bmx7wg.uciadapter import open_uci
+    store = open_uci(_two_interfaces(tmp_path, second, first_extra), str(tmp_path / "save"))
+    assert config.load(store, "wgtwo").iface == "wgtwo"

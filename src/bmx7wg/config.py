@@ -208,4 +208,28 @@ def load(store, iface: str, config: str = "network") -> IfaceConfig:
     from . import policy  # rules are validated where the policy that uses them lives
 
     rules = policy.parse_rules(store.sections(config, "bmx7wg_out"), iface)
-    return parse(iface, options, rules)
+    cfg = parse(iface, options, rules)
+    _check_earlier_interfaces(store.sections(config, "interface"), cfg)
+    return cfg
+
+
+def _check_earlier_interfaces(sections: list, cfg: IfaceConfig) -> None:
+    """Two bmx7wg interfaces must not share a link, an sms name on one bmx7 (each would
+    overwrite the other's advert and take it for a peer's) or tunnel addresses. The one
+    earlier in the file keeps running; the later one is refused."""
+    for name, _, options in sections:
+        if name == cfg.iface:
+            return
+        if options.get("proto") != "bmx7wg" or str(options.get("disabled", "0")) in ("1", "on", "true", "yes"):
+            continue
+        try:
+            other = parse(name, options)
+        except ConfigError:
+            continue                      # its own error, reported by its own helper
+        if other.ifname == cfg.ifname:
+            raise _fail("ifname", cfg.ifname, f"interface '{name}' uses this link already")
+        if (other.bmx7_dir, other.sms_name) == (cfg.bmx7_dir, cfg.sms_name):
+            raise _fail("sms_name", cfg.sms_name, f"interface '{name}' publishes it in {cfg.bmx7_dir} already")
+        if cfg.auto_address and other.auto_address and other.auto_prefix.overlaps(cfg.auto_prefix):
+            raise _fail("auto_prefix", cfg.auto_prefix, f"overlaps {other.auto_prefix} of interface '{name}': "
+                        "the same tunnel addresses on both")
