@@ -228,6 +228,24 @@ def test_helper_restarting_with_bmx7_keeps_peers_until_their_hold_down(ring):
     wait_until(lambda: fully_meshed(ring), 40, "ring whole again")
 
 
+def test_helper_started_long_before_bmx7_keeps_its_peers_until_bmx7_refills(ring):
+    """The kept peers' hold-down runs from the first step (bmx7 answering), not from the start."""
+    before = set(wg_dump(ring, "n3"))
+    wait_until(lambda: len(state(ring, "n3")["owned"]) == 4, 10, "n3's state file to list its peers")
+    ring.stop_helper("n3", signal.SIGKILL)
+    ring.stop_bmx7("n3")
+    pid = ring.start_helper("n3")
+    time.sleep(HOLD + 2)                            # longer than the hold-down, bmx7 still down
+    assert set(wg_dump(ring, "n3")) == before, "peers removed while bmx7 was down"
+    ring.start_bmx7("n3")                           # rcvdSms refills ~3 s later
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < HOLD - 1:
+        assert set(wg_dump(ring, "n3")) == before, f"n3 dropped a peer {time.monotonic() - t0:.1f} s after bmx7 started"
+        time.sleep(0.3)
+    assert state(ring, "n3")["pid"] == pid and state(ring, "n3")["wg_writes"] == 0
+    wait_until(lambda: fully_meshed(ring), 40, "ring whole again")
+
+
 def test_clock_behind_advertises_session_key_until_it_catches_up(ring):
     """A router booting with its clock behind its last run must not use the persisted key
     (peers drop handshakes whose timestamp goes backwards); it returns to it afterwards."""

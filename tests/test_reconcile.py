@@ -223,10 +223,10 @@ def test_a_restart_keeps_the_previous_runs_peers_for_the_hold_down_while_adverts
     rec.step(1000.0, own, received, origs)
     keys = {nid: rec.selection.peers[nid].public_key for nid in nodes}
     rec = _restarted(wg, keys.values())
-    rec.keep_previous({k: nid for nid, k in keys.items()}, until=1010.0)
+    rec.keep_previous({k: nid for nid, k in keys.items()}, hold=10.0)   # from the first step: 1000.0
     assert rec.kept == set(keys.values())
     # bmx7 restarted as well: rcvdSms empty, then refilled node by node
-    assert rec.step(1001.0, own, {}, origs).writes == 0
+    assert rec.step(1000.0, own, {}, origs).writes == 0
     assert rec.step(1003.0, own, {nodes[0]: received[nodes[0]]}, origs).writes == 0
     assert rec.kept == {keys[nodes[1]], keys[nodes[2]]}
     back = {n: received[n] for n in nodes[:2]}
@@ -245,8 +245,9 @@ def test_a_previous_runs_peer_nobody_named_is_removed_by_key():
     rec.step(1000.0, own, received, origs)
     keys = [rec.selection.peers[nid].public_key for nid in nodes]
     rec = _restarted(wg, keys)
-    rec.keep_previous({}, until=1005.0)          # no state file peers: owned, but unnamed
+    rec.keep_previous({}, hold=5.0)              # no state file peers: owned, but unnamed
     only = {nodes[0]: received[nodes[0]]}
     assert rec.step(1001.0, own, only, origs).writes == 0
+    assert rec.step(1005.9, own, only, origs).writes == 0
     result = rec.step(1006.0, own, only, origs)
     assert result.removed == [keys[1]] and set(wg.peers) == {keys[0]}

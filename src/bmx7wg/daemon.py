@@ -151,7 +151,7 @@ class Helper:
         peers = previous.get("peers") if isinstance(previous.get("peers"), list) else []
         self.rec.keep_previous({p["public_key"]: p["node_id"] for p in peers if isinstance(p, dict)
                                 and isinstance(p.get("public_key"), str) and address.is_node_id(p.get("node_id"))},
-                               self.clock() + self.cfg.hold_down)
+                               self.cfg.hold_down)
         if self.rec.kept:
             log.info("%s: %d peers of the previous run kept for up to %d s until their adverts are back",
                      self.iface, len(self.rec.kept), self.cfg.hold_down)

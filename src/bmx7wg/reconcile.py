@@ -53,7 +53,8 @@ class Reconciler:
         self._handed_over: dict[str, str] = {}         # key now desired for another node -> the old one
         # a previous run's peers whose adverts are not back yet: kept like absent nodes
         self.kept: set[str] = set()
-        self.kept_until = 0.0
+        self.kept_for = 0.0
+        self.kept_until: float | None = None           # set by the first step
         self._removable = _Removable(self)
         self.routes: frozenset = frozenset()
         self.force = True                      # config/key changed: recompute even if inputs did not
@@ -70,14 +71,15 @@ class Reconciler:
         self._proofs = _Proofs()
         self._ip_cache: dict[str, object] = {}
 
-    def keep_previous(self, node_of_key: dict[str, str], until: float) -> None:
+    def keep_previous(self, node_of_key: dict[str, str], hold: float) -> None:
         """After a restart: the previous run's peers (owned; `node_of_key` names their nodes,
-        from its state file) stay until `until` unless desired again, as a node gone missing
-        stays for its hold-down. bmx7 may be refilling rcvdSms meanwhile (it restarted too, or
-        has not heard everyone yet), and a node that comes back inside it is not touched."""
+        from its state file) stay for `hold` seconds from the first step unless desired again,
+        as a node gone missing stays for its hold-down. bmx7 may be refilling rcvdSms then (it
+        restarted too, or has not heard everyone yet), and a node that comes back inside it is
+        not touched. From the first step, not from now: until bmx7 answers there is none."""
         peers = self.device.peers if self.device is not None else {}
         self.kept = {k for k in self.owned if k in peers and k not in self.desired}
-        self.kept_until = until
+        self.kept_for, self.kept_until = hold, None
         self.node_of_key_before.update((k, node_of_key[k]) for k in self.kept if k in node_of_key)
 
     def refresh_device(self) -> DeviceState | None:
@@ -198,8 +200,11 @@ class Reconciler:
                 or proven is not self._proofs.used):
             self._own, self._proofs.used = own, proven
             self._run_policy(own, now, proven, result)
-        if self.kept and now >= self.kept_until:
-            self.kept, self.replan = set(), True       # their hold-down is over
+        if self.kept:
+            if self.kept_until is None:
+                self.kept_until = now + self.kept_for
+            elif now >= self.kept_until:
+                self.kept, self.replan = set(), True   # their hold-down is over
         if not (self.replan or self._plan_keys):
             return result          # nothing the policy or the device shows moved: no work, no writes
         if self.device is None:
