@@ -2,7 +2,10 @@ import json
 import math
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+import test_policy_incremental as inc
 from bmx7wg import history, policy
 from policy_world import advert as mk_advert, context, key, node_id_starting, originator, rules
 
@@ -77,3 +80,34 @@ def test_damaged_entries_are_skipped_and_the_rest_kept():
     sel = history.seed({"claims": [["p", "n", 4], ["p", "n", "bad"], ["q", "m", 5.5]], "holders": 3})
     assert sel.claimed_since == {("p", "n"): 4.0, ("q", "m"): 5.5}
     assert sel.holders == {} and sel.key_since == {} and sel.peers == {} and sel.now == 5.5
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_a_restart_with_the_same_inputs_decides_what_the_running_helper_would(data):
+    """On random histories (hostile claims, copied keys, metrics, hysteresis, proofs): a helper
+    restarted from the state file's history decides, on the same inputs, exactly what the
+    running one would: the same peers and the same holder for every prefix and key."""
+    rules = inc.draw_rules(data)
+    origs = {inc.ME: originator(inc.ME, name="me"), **{n: inc.draw_originator(data, n) for n in inc.POOL[:4]}}
+    adverts, proven, sel, now = {}, {}, None, 0.0
+    for _ in range(data.draw(st.integers(1, 12))):
+        nid = data.draw(st.sampled_from(inc.POOL))
+        op = data.draw(st.sampled_from(["advert", "advert", "withdraw", "originator", "prove"]))
+        if op == "advert":
+            adverts[nid] = inc.draw_advert(data, nid)
+            origs.setdefault(nid, inc.draw_originator(data, nid))
+        elif op == "withdraw":
+            adverts.pop(nid, None)
+        elif op == "originator":
+            origs[nid] = inc.draw_originator(data, nid)
+        else:
+            proven[key(data.draw(st.sampled_from(inc.POOL)))] = nid
+        now += data.draw(st.sampled_from([0.0, 1.0, 5.0]))
+        sel = policy.select(inc.context(rules, origs, proven, sel, now), dict(adverts))
+    later = now + data.draw(st.sampled_from([1.0, 30.0]))
+    kept = json.loads(json.dumps(history.dump(sel)))
+    running = policy.select(inc.context(rules, origs, proven, sel, later), dict(adverts))
+    restarted = policy.Policy().select(inc.context(rules, origs, proven, history.seed(kept), later), dict(adverts))
+    assert restarted.peers == running.peers
+    assert restarted.holders == running.holders

@@ -4,9 +4,11 @@ The policy breaks ties by claim age and gives a prefix's holder its hysteresis b
 read from the previous Selection. A restarted helper has none, so its first call would hand
 a contested prefix or key to the best raw standing or the lowest nodeId, and rewrite peers
 although nothing changed. The state file therefore keeps the history of what is contested
-(claimed by more than one node; an uncontested claim needs none: whoever claims it later is
-the younger claim anyway), and `seed` turns it back into a Selection the first call takes as
-`previous`. Times are the policy's clock, which never lets one exceed `now`.
+(claimed by more than one node), and `seed` turns it back into a Selection the first call
+takes as `previous`: on the same inputs it then decides what the running helper would have
+(tests/test_history.py, on random histories). An uncontested claim needs no history unless a
+rival turns up during the restart itself: it then counts as no older than the restart.
+Times are the policy's clock, which never lets one exceed `now`.
 """
 
 from __future__ import annotations
