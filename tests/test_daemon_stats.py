@@ -68,3 +68,10 @@ def test_a_removed_peer_no_state_file_named_is_logged_by_key_without_an_event(tm
     assert events == [("bmx7wg.peer", {"interface": "wgx", "node_id": node, "name": "", "action": "remove"})]
     assert logged.times("peer with key " + "K" * 43 + "= removed") == 1
     assert logged.times("peer ABABABAB removed") == 1
+
+
+def test_routes_from_a_state_file_skip_anything_malformed():
+    good = [["10.1.0.0/16", None, None], ["0.0.0.0/0", 151, 5]]
+    bad = [["x", "151", 5], ["y", True, None], ["z", None], "10.0.0.0/8", [1, None, None], None]
+    assert daemon._routes_of(good + bad) == {("10.1.0.0/16", None, None), ("0.0.0.0/0", 151, 5)}
+    assert daemon._routes_of("junk") == daemon._routes_of(None) == set()

@@ -251,3 +251,34 @@ def test_a_previous_runs_peer_nobody_named_is_removed_by_key():
     assert rec.step(1005.9, own, only, origs).writes == 0
     result = rec.step(1006.0, own, only, origs)
     assert result.removed == [keys[1]] and set(wg.peers) == {keys[0]}
+
+
+def test_the_previous_runs_routes_stay_while_its_peers_are_kept():
+    cfg = config.parse("wgmesh", {"hold_down": "10"}, policy.parse_rules(
+        [("lan", "bmx7wg_out", {"network": "10.0.0.0/8"})], "wgmesh"))
+    wg = SimulatedWg()
+    rec = Reconciler(cfg, wg)
+    own = NodeInfo(ME, "me", originator(ME).primary_ip)
+    gw, other = node_id("gw"), node_id("other")
+    origs = {ME: originator(ME), gw: originator(gw), other: originator(other)}
+    received = {gw: advert.encode(mk_advert(gw, networks=["10.1.0.0/16"])), other: advert.encode(mk_advert(other))}
+    rec.step(1000.0, own, received, origs)
+    lan = ("10.1.0.0/16", None, None)
+    assert lan in rec.routes
+    restarted = Reconciler(cfg, wg)
+    restarted.refresh_device()
+    restarted.owned = dict.fromkeys(wg.peers)
+    restarted.keep_previous({}, hold=10.0, routes=rec.routes)
+    first = restarted.step(1000.0, own, {other: received[other]}, origs)    # gw's advert not back yet
+    assert first.writes == 0 and lan in restarted.routes
+    back = restarted.step(1003.0, own, received, origs)
+    assert back.writes == 0 and not back.routes_changed and restarted.routes == rec.routes
+    # gw leaves for good while kept: its route goes with its peer, at the end of the hold-down
+    restarted = Reconciler(cfg, wg)
+    restarted.refresh_device()
+    restarted.owned = dict.fromkeys(wg.peers)
+    restarted.keep_previous({}, hold=10.0, routes=rec.routes)
+    restarted.step(1000.0, own, {other: received[other]}, origs)
+    assert lan in restarted.routes
+    gone = restarted.step(1010.0, own, {other: received[other]}, origs)
+    assert gone.writes == 1 and gone.routes_changed and lan not in restarted.routes

@@ -149,9 +149,11 @@ class Helper:
         self.rec.owned = dict.fromkeys(previous.get("owned", []))
         self.rec.selection = history.seed(previous.get("history"))
         peers = previous.get("peers") if isinstance(previous.get("peers"), list) else []
+        routes = _routes_of(previous.get("routes"))
+        self.route_tables |= {table for _, table, _ in routes}   # synced, so stale ones can go
         self.rec.keep_previous({p["public_key"]: p["node_id"] for p in peers if isinstance(p, dict)
                                 and isinstance(p.get("public_key"), str) and address.is_node_id(p.get("node_id"))},
-                               self.cfg.hold_down)
+                               self.cfg.hold_down, routes)
         if self.rec.kept:
             log.info("%s: %d peers of the previous run kept for up to %d s until their adverts are back",
                      self.iface, len(self.rec.kept), self.cfg.hold_down)
@@ -500,6 +502,15 @@ def _connect_ubus(rundir: str):
     except ImportError:
         return None
     return ubusadapter.serve(rundir)
+
+
+def _routes_of(value) -> set:
+    """(network, table, metric) from a state file's "routes"; anything malformed is skipped."""
+    def number(x):
+        return x is None or isinstance(x, int) and not isinstance(x, bool)
+    return {(net, table, metric) for net, table, metric in
+            (r for r in value if isinstance(r, list) and len(r) == 3) if isinstance(net, str)
+            and number(table) and number(metric)} if isinstance(value, list) else set()
 
 
 def _clock():

@@ -53,6 +53,7 @@ class Reconciler:
         self._handed_over: dict[str, str] = {}         # key now desired for another node -> the old one
         # a previous run's peers whose adverts are not back yet: kept like absent nodes
         self.kept: set[str] = set()
+        self.kept_routes: frozenset = frozenset()       # the previous run's routes, kept with them
         self.kept_for = 0.0
         self.kept_until: float | None = None           # set by the first step
         self._removable = _Removable(self)
@@ -71,16 +72,31 @@ class Reconciler:
         self._proofs = _Proofs()
         self._ip_cache: dict[str, object] = {}
 
-    def keep_previous(self, node_of_key: dict[str, str], hold: float) -> None:
+    def keep_previous(self, node_of_key: dict[str, str], hold: float, routes=frozenset()) -> None:
         """After a restart: the previous run's peers (owned; `node_of_key` names their nodes,
         from its state file) stay for `hold` seconds from the first step unless desired again,
         as a node gone missing stays for its hold-down. bmx7 may be refilling rcvdSms then (it
         restarted too, or has not heard everyone yet), and a node that comes back inside it is
-        not touched. From the first step, not from now: until bmx7 answers there is none."""
+        not touched. From the first step, not from now: until bmx7 answers there is none.
+        `routes` ((network, table, metric), as `routes` gives them) stay as long as any of
+        those peers does: the networks they lead to are those peers' too."""
         peers = self.device.peers if self.device is not None else {}
         self.kept = {k for k in self.owned if k in peers and k not in self.desired}
+        self.kept_routes = frozenset(routes) if self.kept else frozenset()
         self.kept_for, self.kept_until = hold, None
         self.node_of_key_before.update((k, node_of_key[k]) for k in self.kept if k in node_of_key)
+
+    def _age_kept(self, now: float, result: StepResult) -> None:
+        if self.kept:
+            if self.kept_until is None:
+                self.kept_until = now + self.kept_for
+            elif now >= self.kept_until:
+                self.kept, self.replan = set(), True   # their hold-down is over
+        if self.kept_routes and not self.kept:        # back, or their hold-down is over
+            self.kept_routes = frozenset()
+            routes = self._routes()
+            if routes != self.routes:
+                self.routes, result.routes_changed = routes, True
 
     def refresh_device(self) -> DeviceState | None:
         self.take_dump(self.backend.dump(self.cfg.ifname, reuse=self.cached_peers()), exact=True)
@@ -200,11 +216,8 @@ class Reconciler:
                 or proven is not self._proofs.used):
             self._own, self._proofs.used = own, proven
             self._run_policy(own, now, proven, result)
-        if self.kept:
-            if self.kept_until is None:
-                self.kept_until = now + self.kept_for
-            elif now >= self.kept_until:
-                self.kept, self.replan = set(), True   # their hold-down is over
+        if self.kept or self.kept_routes:
+            self._age_kept(now, result)
         if not (self.replan or self._plan_keys):
             return result          # nothing the policy or the device shows moved: no work, no writes
         if self.device is None:
@@ -375,7 +388,7 @@ class Reconciler:
                 del self._route_count[want]
 
     def _routes(self) -> frozenset:
-        want = set(self._route_count)
+        want = set(self._route_count) | self.kept_routes
         if self.cfg.auto_address:
             want.add((str(self.cfg.auto_prefix), None, None))
         return self.routes if want == self.routes else frozenset(want)

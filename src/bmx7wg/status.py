@@ -86,6 +86,7 @@ def build(helper) -> dict:
                  "published": helper.published is not None and not helper.stopping},
         "owned": sorted(rec.owned),
         "history": history.dump(rec.selection),
+        "routes": [list(route) for route in sorted(rec.routes, key=str)],
         "wg_writes": helper.backend.writes,
         "clock_behind_until": helper.clock_behind_until,
         "peers": peers,
