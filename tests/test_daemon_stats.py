@@ -70,7 +70,13 @@ def test_a_removed_peer_no_state_file_named_is_logged_by_key_without_an_event(tm
     assert logged.times("peer ABABABAB removed") == 1
 
 
-def test_routes_from_a_state_file_skip_anything_malformed():
+def test_what_a_state_file_tells_a_restart_skips_anything_malformed():
+    node = "AB" * 28
+    peers = [{"public_key": "K=", "node_id": node}, {"public_key": "L=", "node_id": "ab" * 28},
+             {"public_key": None, "node_id": node}, "x", {"node_id": node}]
+    assert daemon._node_of_key(peers) == {"K=": node}
+    assert daemon._node_of_key({"K=": node}) == daemon._node_of_key(None) == {}
+
     good = [["10.1.0.0/16", None, None], ["0.0.0.0/0", 151, 5]]
     bad = [["x", "151", 5], ["y", True, None], ["z", None], "10.0.0.0/8", [1, None, None], None]
     assert daemon._routes_of(good + bad) == {("10.1.0.0/16", None, None), ("0.0.0.0/0", 151, 5)}

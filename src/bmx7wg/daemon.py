@@ -148,12 +148,9 @@ class Helper:
         previous = state.read(self.rundir, self.iface) or {}
         self.rec.owned = dict.fromkeys(previous.get("owned", []))
         self.rec.selection = history.seed(previous.get("history"))
-        peers = previous.get("peers") if isinstance(previous.get("peers"), list) else []
         routes = _routes_of(previous.get("routes"))
         self.route_tables |= {table for _, table, _ in routes}   # synced, so stale ones can go
-        self.rec.keep_previous({p["public_key"]: p["node_id"] for p in peers if isinstance(p, dict)
-                                and isinstance(p.get("public_key"), str) and address.is_node_id(p.get("node_id"))},
-                               self.cfg.hold_down, routes)
+        self.rec.keep_previous(_node_of_key(previous.get("peers")), self.cfg.hold_down, routes)
         if self.rec.kept:
             log.info("%s: %d peers of the previous run kept for up to %d s until their adverts are back",
                      self.iface, len(self.rec.kept), self.cfg.hold_down)
@@ -502,6 +499,13 @@ def _connect_ubus(rundir: str):
     except ImportError:
         return None
     return ubusadapter.serve(rundir)
+
+
+def _node_of_key(peers) -> dict[str, str]:
+    """public key -> nodeId from a state file's "peers"; anything malformed is skipped."""
+    return {p["public_key"]: p["node_id"] for p in peers if isinstance(p, dict)
+            and isinstance(p.get("public_key"), str) and address.is_node_id(p.get("node_id"))} \
+        if isinstance(peers, list) else {}
 
 
 def _routes_of(value) -> set:
