@@ -152,7 +152,7 @@ class Helper:
         self.route_tables |= {table for _, table, _ in routes}   # synced, so stale ones can go
         self.rec.keep_previous(_node_of_key(previous.get("peers")), self.cfg.hold_down, routes)
         if self.rec.kept:
-            log.info("%s: %d peers of the previous run kept for up to %d s until their adverts are back",
+            log.info("%s: %d peers from the previous run: each kept until its advert is back, for up to %d s",
                      self.iface, len(self.rec.kept), self.cfg.hold_down)
 
     def _local_networks(self) -> tuple:
