@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bmx7wg import advert, config, policy
-from bmx7wg.model import DeviceState, NodeInfo, PeerState, cidrs
+from bmx7wg.model import NodeInfo, PeerState, cidrs
 from bmx7wg.reconcile import Reconciler
 from bmx7wg.wg import parse_dump
 from policy_world import ME, advert as mk_advert, key, node_id, originator
