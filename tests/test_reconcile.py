@@ -212,73 +212,74 @@ def test_a_decision_that_changes_nothing_in_wireguard_still_marks_the_state_file
 
 def _restarted(wg, owned):
     """A new Reconciler (a restarted helper) on the same device, owning `owned` as the state file said."""
-    rec = Reconciler(config.parse("wgmesh", {"hold_down": "10"}), wg)
+    rec = Reconciler(config.parse("wgmesh", {"hold_down": "10"}, policy.parse_rules(
+        [("lan", "bmx7wg_out", {"network": "10.0.0.0/8"})], "wgmesh")), wg)
     rec.refresh_device()
     rec.owned = dict.fromkeys(owned)
     return rec
 
 
-def test_a_restart_keeps_the_previous_runs_peers_for_the_hold_down_while_adverts_refill():
-    rec, wg, own, nodes, origs, received = _mesh_of(3)
-    rec.step(1000.0, own, received, origs)
-    keys = {nid: rec.selection.peers[nid].public_key for nid in nodes}
-    rec = _restarted(wg, keys.values())
-    rec.keep_previous({k: nid for nid, k in keys.items()}, hold=10.0)   # from the first step: 1000.0
-    assert rec.kept == set(keys.values())
-    # bmx7 restarted as well: rcvdSms empty, then refilled node by node
-    assert rec.step(1000.0, own, {}, origs).writes == 0
-    assert rec.step(1003.0, own, {nodes[0]: received[nodes[0]]}, origs).writes == 0
-    assert rec.kept == {keys[nodes[1]], keys[nodes[2]]}
-    back = {n: received[n] for n in nodes[:2]}
-    assert rec.step(1005.0, own, back, origs).writes == 0
-    assert len(wg.peers) == 3
-    # nodes[2] never comes back: removed once the hold-down since the start is over, by name
-    assert rec.step(1009.9, own, back, origs).writes == 0
-    result = rec.step(1010.0, own, back, origs)
-    assert (result.writes, result.removed, result.added) == (1, [nodes[2]], [])
-    assert set(wg.peers) == {keys[nodes[0]], keys[nodes[1]]} and not rec.kept
-    assert rec.step(1011.0, own, back, origs).writes == 0
-
-
-def test_a_previous_runs_peer_nobody_named_is_removed_by_key():
-    rec, wg, own, nodes, origs, received = _mesh_of(2)
-    rec.step(1000.0, own, received, origs)
-    keys = [rec.selection.peers[nid].public_key for nid in nodes]
-    rec = _restarted(wg, keys)
-    rec.keep_previous({}, hold=5.0)              # no state file peers: owned, but unnamed
-    only = {nodes[0]: received[nodes[0]]}
-    assert rec.step(1001.0, own, only, origs).writes == 0
-    assert rec.step(1005.9, own, only, origs).writes == 0
-    result = rec.step(1006.0, own, only, origs)
-    assert result.removed == [keys[1]] and set(wg.peers) == {keys[0]}
-
-
-def test_the_previous_runs_routes_stay_while_its_peers_are_kept():
+def _lan_mesh():
+    """gw and backup offer 10.1.0.0/16 with the same metric; backup (the lower nodeId) came
+    later and lost on the older claim. Three plain nodes besides."""
     cfg = config.parse("wgmesh", {"hold_down": "10"}, policy.parse_rules(
         [("lan", "bmx7wg_out", {"network": "10.0.0.0/8"})], "wgmesh"))
     wg = SimulatedWg()
     rec = Reconciler(cfg, wg)
     own = NodeInfo(ME, "me", originator(ME).primary_ip)
-    gw, other = node_id("gw"), node_id("other")
-    origs = {ME: originator(ME), gw: originator(gw), other: originator(other)}
-    received = {gw: advert.encode(mk_advert(gw, networks=["10.1.0.0/16"])), other: advert.encode(mk_advert(other))}
-    rec.step(1000.0, own, received, origs)
-    lan = ("10.1.0.0/16", None, None)
-    assert lan in rec.routes
-    restarted = Reconciler(cfg, wg)
-    restarted.refresh_device()
-    restarted.owned = dict.fromkeys(wg.peers)
-    restarted.keep_previous({}, hold=10.0, routes=rec.routes)
-    first = restarted.step(1000.0, own, {other: received[other]}, origs)    # gw's advert not back yet
-    assert first.writes == 0 and lan in restarted.routes
-    back = restarted.step(1003.0, own, received, origs)
-    assert back.writes == 0 and not back.routes_changed and restarted.routes == rec.routes
-    # gw leaves for good while kept: its route goes with its peer, at the end of the hold-down
-    restarted = Reconciler(cfg, wg)
-    restarted.refresh_device()
-    restarted.owned = dict.fromkeys(wg.peers)
-    restarted.keep_previous({}, hold=10.0, routes=rec.routes)
-    restarted.step(1000.0, own, {other: received[other]}, origs)
-    assert lan in restarted.routes
-    gone = restarted.step(1010.0, own, {other: received[other]}, origs)
-    assert gone.writes == 1 and gone.routes_changed and lan not in restarted.routes
+    gw, backup = sorted([node_id("gw1"), node_id("gw2")], reverse=True)
+    plain = [node_id(f"plain{i}") for i in range(3)]
+    origs = {ME: originator(ME), **{n: originator(n) for n in (gw, backup, *plain)}}
+    received = {n: advert.encode(mk_advert(n)) for n in plain}
+    received[gw] = advert.encode(mk_advert(gw, networks=["10.1.0.0/16"]))
+    rec.step(1000.0, own, dict(received), origs)
+    received[backup] = advert.encode(mk_advert(backup, networks=["10.1.0.0/16"]))
+    rec.step(1001.0, own, dict(received), origs)
+    assert rec.selection.holders["10.1.0.0/16"] == gw
+    return rec, wg, own, gw, backup, plain, origs, received
+
+
+def _restart(rec, wg, hold=10.0):
+    """What the daemon does with the state file it left."""
+    from bmx7wg import history
+    again = _restarted(wg, rec.owned)
+    again.selection = history.seed(history.dump(rec.selection))
+    again.await_previous(dict(rec.node_of_key), hold, rec.routes)
+    return again
+
+
+def test_a_restart_waits_for_the_previous_runs_nodes_while_bmx7_refills():
+    rec, wg, own, gw, backup, plain, origs, received = _lan_mesh()
+    before = {k: dict(p, ips=set(p["ips"])) for k, p in wg.peers.items()}
+    again = _restart(rec, wg)
+    assert again.awaited == {gw, backup, *plain} and again.routes == rec.routes
+    # bmx7 restarted as well: rcvdSms and json/originators refill node by node, the backup
+    # gateway first (on its own it would take the LAN), then the others
+    refill = [backup, plain[0], gw, plain[1], plain[2]]
+    for i in range(len(refill)):
+        back = {n: received[n] for n in refill[:i]}
+        result = again.step(1000.0 + i, own, back, {n: origs[n] for n in (ME, *refill[:i])})
+        assert (result.writes, result.removed, result.routes_changed) == (0, [], False)
+    result = again.step(1006.0, own, dict(received), origs)
+    assert (result.writes, result.added, result.removed, result.routes_changed) == (0, [], [], False)
+    assert not again.awaited and again.selection.holders["10.1.0.0/16"] == gw and wg.peers == before
+
+
+def test_a_node_that_never_comes_back_is_removed_after_the_hold_down_from_the_first_step():
+    rec, wg, own, gw, backup, plain, origs, received = _lan_mesh()
+    again = _restart(rec, wg)
+    gone = {n: r for n, r in received.items() if n != plain[2]}
+    assert again.step(1050.0, own, gone, origs).writes == 0          # the first step: 10 s from here
+    assert again.step(1059.9, own, gone, origs).writes == 0
+    result = again.step(1060.0, own, gone, origs)
+    assert (result.writes, result.removed) == (1, [plain[2]]) and not again.awaited
+    assert again.step(1061.0, own, gone, origs).writes == 0
+
+
+def test_a_previous_runs_peer_nobody_named_is_removed_by_key():
+    rec, wg, own, gw, backup, plain, origs, received = _lan_mesh()
+    stale = rec.selection.peers[plain[0]].public_key
+    again = _restarted(wg, rec.owned)
+    again.await_previous({}, hold=5.0)          # no state file peers: nothing to wait for
+    result = again.step(1001.0, own, {n: r for n, r in received.items() if n != plain[0]}, origs)
+    assert result.removed == [stale] and stale not in wg.peers

@@ -66,6 +66,7 @@ class Helper:
         self.sel: selectors.BaseSelector | None = None
         self.ubus = None
         self.route_tables: set = set()
+        self.previous_peers: list = []      # a previous run's state-file peers, while awaited
         self.clock_behind_until: float | None = None
         self.clock_recorded = 0.0
 
@@ -150,10 +151,12 @@ class Helper:
         self.rec.selection = history.seed(previous.get("history"))
         routes = _routes_of(previous.get("routes"))
         self.route_tables |= {table for _, table, _ in routes}   # synced, so stale ones can go
-        self.rec.keep_previous(_node_of_key(previous.get("peers")), self.cfg.hold_down, routes)
-        if self.rec.kept:
-            log.info("%s: %d peers from the previous run: each kept until its advert is back, for up to %d s",
-                     self.iface, len(self.rec.kept), self.cfg.hold_down)
+        self.rec.await_previous(_node_of_key(previous.get("peers")), self.cfg.hold_down, routes)
+        if self.rec.awaited:
+            # shown, and kept for a next restart, until the first step has its own view
+            self.previous_peers = previous["peers"]
+            log.info("%s: waiting for the previous run's %d nodes in bmx7 (up to %d s once it answers)",
+                     self.iface, len(self.rec.awaited), self.cfg.hold_down)
 
     def _local_networks(self) -> tuple:
         nets = [ipaddress.ip_network(a.ip) for a in self.cfg.addresses]
@@ -244,6 +247,8 @@ class Helper:
         if self.own is None:
             return
         result = self.rec.step(now, self.own, self.bmx.received(self.cfg.sms_name), self.bmx.originators())
+        if self.previous_peers and not self.rec.awaited:
+            self.previous_peers = []
         if result.routes_changed:
             self.sync_routes()
         for node_id in result.added:

@@ -51,12 +51,10 @@ class Reconciler:
         self.node_of_key: dict[str, str] = {}          # desired peer -> its node
         self.node_of_key_before: dict[str, str] = {}   # keys of removed peers -> their node
         self._handed_over: dict[str, str] = {}         # key now desired for another node -> the old one
-        # a previous run's peers whose adverts are not back yet: kept like absent nodes
-        self.kept: set[str] = set()
-        self.kept_routes: frozenset = frozenset()       # the previous run's routes, kept with them
-        self.kept_for = 0.0
-        self.kept_until: float | None = None           # set by the first step
-        self._removable = _Removable(self)
+        # after a restart: the previous run's nodes not yet back in rcvdSms and json/originators
+        self.awaited: set[str] = set()
+        self.await_for = 0.0
+        self.await_until: float | None = None          # set by the first step
         self.routes: frozenset = frozenset()
         self.force = True                      # config/key changed: recompute even if inputs did not
         self.replan = True                     # device re-read: diff all of it against `desired` again
@@ -72,31 +70,29 @@ class Reconciler:
         self._proofs = _Proofs()
         self._ip_cache: dict[str, object] = {}
 
-    def keep_previous(self, node_of_key: dict[str, str], hold: float, routes=frozenset()) -> None:
-        """After a restart: the previous run's peers (owned; `node_of_key` names their nodes,
-        from its state file) stay for `hold` seconds from the first step unless desired again,
-        as a node gone missing stays for its hold-down. bmx7 may be refilling rcvdSms then (it
-        restarted too, or has not heard everyone yet), and a node that comes back inside it is
-        not touched. From the first step, not from now: until bmx7 answers there is none.
-        `routes` ((network, table, metric), as `routes` gives them) stay as long as any of
-        those peers does: the networks they lead to are those peers' too."""
+    def await_previous(self, node_of_key: dict[str, str], hold: float, routes=frozenset()) -> None:
+        """After a restart: act on nothing until every node of the previous run's peers
+        (owned and on the link; `node_of_key` names their nodes, from its state file) is back in
+        rcvdSms and json/originators, or `hold` seconds from the first step have passed, as a
+        node gone missing waits out its hold-down. bmx7 may be refilling them (it restarted
+        too, or has not heard everyone yet): a step on half the adverts would remove peers,
+        or give a contested network to whoever came back first. Meanwhile the link keeps the
+        previous run's peers and `routes` ((network, table, metric)) as they are."""
         peers = self.device.peers if self.device is not None else {}
-        self.kept = {k for k in self.owned if k in peers and k not in self.desired}
-        self.kept_routes = frozenset(routes) if self.kept else frozenset()
-        self.kept_for, self.kept_until = hold, None
-        self.node_of_key_before.update((k, node_of_key[k]) for k in self.kept if k in node_of_key)
+        mine = {k: n for k, n in node_of_key.items() if k in self.owned and k in peers}
+        self.node_of_key_before.update(mine)
+        self.awaited = set(mine.values())
+        self.await_for, self.await_until = hold, None
+        self.routes = frozenset(routes)
 
-    def _age_kept(self, now: float, result: StepResult) -> None:
-        if self.kept:
-            if self.kept_until is None:
-                self.kept_until = now + self.kept_for
-            elif now >= self.kept_until:
-                self.kept, self.replan = set(), True   # their hold-down is over
-        if self.kept_routes and not self.kept:        # back, or their hold-down is over
-            self.kept_routes = frozenset()
-            routes = self._routes()
-            if routes != self.routes:
-                self.routes, result.routes_changed = routes, True
+    def _awaiting(self, now: float, received: dict, originators: dict) -> bool:
+        if self.await_until is None:
+            self.await_until = now + self.await_for
+        self.awaited = {n for n in self.awaited if n not in received or n not in originators}
+        if self.awaited and now < self.await_until:
+            return True
+        self.awaited = set()
+        return False
 
     def refresh_device(self) -> DeviceState | None:
         self.take_dump(self.backend.dump(self.cfg.ifname, reuse=self.cached_peers()), exact=True)
@@ -203,6 +199,8 @@ class Reconciler:
 
     def _step(self, now: float, own: NodeInfo, received: dict[str, bytes],
               originators: dict[str, Originator]) -> StepResult:
+        if self.awaited and self._awaiting(now, received, originators):
+            return StepResult()    # the previous run's peers and routes stand meanwhile
         result = StepResult()
         changed = self._changed(received, originators, own.node_id)
         table_changed = self.table.update(now, received, originators, own.node_id, changed)
@@ -216,18 +214,16 @@ class Reconciler:
                 or proven is not self._proofs.used):
             self._own, self._proofs.used = own, proven
             self._run_policy(own, now, proven, result)
-        if self.kept or self.kept_routes:
-            self._age_kept(now, result)
         if not (self.replan or self._plan_keys):
             return result          # nothing the policy or the device shows moved: no work, no writes
         if self.device is None:
             self.refresh_device()
         if self.replan:
-            args = wg.plan(self.device, self.desired, self._removable, canonical=True)
+            args = wg.plan(self.device, self.desired, self.owned, canonical=True)
             keys = None
         else:
             keys = self._plan_keys
-            args = wg.plan_changed(self.device, self.desired, self._removable, keys, canonical=True)
+            args = wg.plan_changed(self.device, self.desired, self.owned, keys, canonical=True)
         self.replan, self._plan_keys = False, set()
         if args:
             result.writes = self.backend.apply(self.cfg.ifname, args)
@@ -321,8 +317,6 @@ class Reconciler:
                 desired[spec.public_key] = spec
                 self.node_of_key[spec.public_key] = node_id
                 self._note_hand_over(spec.public_key, before.get(spec.public_key), node_id)
-        if self.kept:
-            self.kept.difference_update(desired)
         return desired
 
     def _note_hand_over(self, key: str, old: str | None, new: str) -> None:
@@ -356,7 +350,6 @@ class Reconciler:
                     self._plan_keys.add(spec.public_key)
                 self.desired[spec.public_key] = spec
                 self.node_of_key[spec.public_key] = node_id
-                self.kept.discard(spec.public_key)
                 self._note_hand_over(spec.public_key, self.node_of_key_before.pop(spec.public_key, None), node_id)
 
     def desired_routes(self, sel) -> frozenset:
@@ -388,7 +381,7 @@ class Reconciler:
                 del self._route_count[want]
 
     def _routes(self) -> frozenset:
-        want = set(self._route_count) | self.kept_routes
+        want = set(self._route_count)
         if self.cfg.auto_address:
             want.add((str(self.cfg.auto_prefix), None, None))
         return self.routes if want == self.routes else frozenset(want)
@@ -397,7 +390,7 @@ class Reconciler:
         """Patch the device model with what the applied plan did (keys None: every peer)."""
         peers, desired = self.device.peers, self.desired
         for key in list(peers) if keys is None else sorted(keys):
-            if key in peers and key not in desired and key in self._removable:
+            if key in peers and key not in desired and key in self.owned:
                 del peers[key]
                 del self.owned[key]
                 result.removed.append(self.node_of_key_before.get(key, key))
@@ -424,18 +417,6 @@ class Reconciler:
                 public_key=key, endpoint=spec.endpoint, allowed_ips=spec.allowed_ips,
                 latest_handshake=old.latest_handshake if old else None,
                 rx=old.rx if old else 0, tx=old.tx if old else 0, keepalive=spec.keepalive)
-
-
-class _Removable:
-    """The peers a plan may remove: owned, and not kept from a previous run."""
-
-    __slots__ = ("rec",)
-
-    def __init__(self, rec: Reconciler):
-        self.rec = rec
-
-    def __contains__(self, key: str) -> bool:
-        return key in self.rec.owned and key not in self.rec.kept
 
 
 class _Proofs:

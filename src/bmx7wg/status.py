@@ -68,7 +68,10 @@ def build(helper) -> dict:
     now = helper.clock()
     cfg = helper.cfg
     rec = helper.rec
-    peers = [_peer(helper, now, nid, entry) for nid, entry in sorted(rec.table.nodes.items())]
+    if rec.awaited:      # after a restart, until bmx7 has the previous run's nodes again
+        peers = helper.previous_peers
+    else:
+        peers = [_peer(helper, now, nid, entry) for nid, entry in sorted(rec.table.nodes.items())]
     return {
         "interface": helper.iface,
         "ifname": cfg.ifname,
