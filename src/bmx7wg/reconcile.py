@@ -73,7 +73,7 @@ class Reconciler:
     def await_previous(self, node_of_key: dict[str, str], hold: float, routes=frozenset()) -> None:
         """After a restart: act on nothing until every node of the previous run's peers
         (owned and on the link; `node_of_key` names their nodes, from its state file) is back in
-        rcvdSms and json/originators, or `hold` seconds from the first step have passed, as a
+        rcvdSms and reachable in json/originators, or `hold` seconds from the first step have passed, as a
         node gone missing waits out its hold-down. bmx7 may be refilling them (it restarted
         too, or has not heard everyone yet): a step on half the adverts would remove peers,
         or give a contested network to whoever came back first. Meanwhile the link keeps the
@@ -88,8 +88,10 @@ class Reconciler:
     def _awaiting(self, now: float, received: dict, originators: dict) -> bool:
         if self.await_until is None:
             self.await_until = now + self.await_for
-        self.awaited = {n for n in self.awaited if n not in received or n not in originators}
-        if self.awaited and now < self.await_until:
+        # all back at once: each node's advert, and a route to it (real bmx7 lists a restarted
+        # neighbourhood's originators a few seconds before it has routes to them: dev "---")
+        if now < self.await_until and any(n not in received or (o := originators.get(n)) is None
+                                          or not o.reachable for n in self.awaited):
             return True
         self.awaited = set()
         return False
