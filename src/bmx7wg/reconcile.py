@@ -51,7 +51,7 @@ class Reconciler:
         self.node_of_key: dict[str, str] = {}          # desired peer -> its node
         self.node_of_key_before: dict[str, str] = {}   # keys of removed peers -> their node
         self._handed_over: dict[str, str] = {}         # key now desired for another node -> the old one
-        # after a restart: the previous run's nodes not yet back in rcvdSms and json/originators
+        # after a restart: the previous run's nodes, until all are back (await_previous)
         self.awaited: set[str] = set()
         self.await_for = 0.0
         self.await_until: float | None = None          # set by the first step
@@ -72,12 +72,12 @@ class Reconciler:
 
     def await_previous(self, node_of_key: dict[str, str], hold: float, routes=frozenset()) -> None:
         """After a restart: act on nothing until every node of the previous run's peers
-        (owned and on the link; `node_of_key` names their nodes, from its state file) is back in
-        rcvdSms and reachable in json/originators, or `hold` seconds from the first step have passed, as a
-        node gone missing waits out its hold-down. bmx7 may be refilling them (it restarted
-        too, or has not heard everyone yet): a step on half the adverts would remove peers,
-        or give a contested network to whoever came back first. Meanwhile the link keeps the
-        previous run's peers and `routes` ((network, table, metric)) as they are."""
+        (owned and on the link; `node_of_key` names their nodes, from its state file) is back
+        in rcvdSms and reachable in json/originators, or `hold` seconds from the first step
+        have passed, as a node gone missing waits out its hold-down. bmx7 may be refilling
+        them (it restarted too, or has not heard everyone yet): a step on half the adverts
+        would remove peers, or give a contested network to whoever came back first. Meanwhile
+        the link keeps the previous run's peers and `routes` ((network, table, metric))."""
         peers = self.device.peers if self.device is not None else {}
         mine = {k: n for k, n in node_of_key.items() if k in self.owned and k in peers}
         self.node_of_key_before.update(mine)
