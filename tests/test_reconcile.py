@@ -266,6 +266,7 @@ def test_a_restart_waits_for_the_previous_runs_nodes_while_bmx7_refills():
     result = again.step(1006.0, own, dict(received), origs)
     assert (result.writes, result.added, result.removed, result.routes_changed) == (0, [], [], False)
     assert not again.awaited and again.selection.holders["10.1.0.0/16"] == gw and wg.peers == before
+    assert again.not_back == []
 
 
 def test_a_node_that_never_comes_back_is_removed_after_the_hold_down_from_the_first_step():
@@ -276,6 +277,7 @@ def test_a_node_that_never_comes_back_is_removed_after_the_hold_down_from_the_fi
     assert again.step(1059.9, own, gone, origs).writes == 0
     result = again.step(1060.0, own, gone, origs)
     assert (result.writes, result.removed) == (1, [plain[2]]) and not again.awaited
+    assert again.not_back == [plain[2]]
     assert again.step(1061.0, own, gone, origs).writes == 0
 
 

@@ -249,6 +249,10 @@ class Helper:
         result = self.rec.step(now, self.own, self.bmx.received(self.cfg.sms_name), self.bmx.originators())
         if self.previous_peers and not self.rec.awaited:
             self.previous_peers = []
+            missing = self.rec.not_back
+            log.info("%s: %s", self.iface, "the previous run's nodes are back in bmx7" if not missing else
+                     f"{len(missing)} of the previous run's nodes not back after {self.cfg.hold_down} s "
+                     f"({', '.join(address.short_id(n) for n in missing[:5])}{', ...' if len(missing) > 5 else ''})")
         if result.routes_changed:
             self.sync_routes()
         for node_id in result.added:

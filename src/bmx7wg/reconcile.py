@@ -55,6 +55,7 @@ class Reconciler:
         self.awaited: set[str] = set()
         self.await_for = 0.0
         self.await_until: float | None = None          # set by the first step
+        self.not_back: list[str] = []                  # awaited in vain, when the wait ended
         self.routes: frozenset = frozenset()
         self.force = True                      # config/key changed: recompute even if inputs did not
         self.replan = True                     # device re-read: diff all of it against `desired` again
@@ -90,10 +91,11 @@ class Reconciler:
             self.await_until = now + self.await_for
         # all back at once: each node's advert, and a route to it (real bmx7 lists a restarted
         # neighbourhood's originators a few seconds before it has routes to them: dev "---")
-        if now < self.await_until and any(n not in received or (o := originators.get(n)) is None
-                                          or not o.reachable for n in self.awaited):
+        missing = [n for n in self.awaited
+                   if n not in received or (o := originators.get(n)) is None or not o.reachable]
+        if missing and now < self.await_until:
             return True
-        self.awaited = set()
+        self.awaited, self.not_back = set(), sorted(missing)
         return False
 
     def refresh_device(self) -> DeviceState | None:
