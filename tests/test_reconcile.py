@@ -210,10 +210,13 @@ def test_a_decision_that_changes_nothing_in_wireguard_still_marks_the_state_file
     assert rec.step(1007.0, own, received, origs).shown_changed            # back inside it
 
 
+LAN_CFG = config.parse("wgmesh", {"hold_down": "10"}, policy.parse_rules(
+    [("lan", "bmx7wg_out", {"network": "10.0.0.0/8"})], "wgmesh"))
+
+
 def _restarted(wg, owned):
     """A new Reconciler (a restarted helper) on the same device, owning `owned` as the state file said."""
-    rec = Reconciler(config.parse("wgmesh", {"hold_down": "10"}, policy.parse_rules(
-        [("lan", "bmx7wg_out", {"network": "10.0.0.0/8"})], "wgmesh")), wg)
+    rec = Reconciler(LAN_CFG, wg)
     rec.refresh_device()
     rec.owned = dict.fromkeys(owned)
     return rec
@@ -222,10 +225,8 @@ def _restarted(wg, owned):
 def _lan_mesh():
     """gw and backup offer 10.1.0.0/16 with the same metric; backup (the lower nodeId) came
     later and lost on the older claim. Three plain nodes besides."""
-    cfg = config.parse("wgmesh", {"hold_down": "10"}, policy.parse_rules(
-        [("lan", "bmx7wg_out", {"network": "10.0.0.0/8"})], "wgmesh"))
     wg = SimulatedWg()
-    rec = Reconciler(cfg, wg)
+    rec = Reconciler(LAN_CFG, wg)
     own = NodeInfo(ME, "me", originator(ME).primary_ip)
     gw, backup = sorted([node_id("gw1"), node_id("gw2")], reverse=True)
     plain = [node_id(f"plain{i}") for i in range(3)]

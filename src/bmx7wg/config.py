@@ -220,9 +220,11 @@ def _check_earlier_interfaces(sections: list, cfg: IfaceConfig) -> None:
     for name, _, options in sections:
         if name == cfg.iface:
             return
-        if options.get("proto") != "bmx7wg" or str(options.get("disabled", "0")) in ("1", "on", "true", "yes"):
+        if options.get("proto") != "bmx7wg":
             continue
         try:
+            if _bool("disabled", options.get("disabled", "0")):
+                continue
             other = parse(name, options)
         except ConfigError:
             continue                      # its own error, reported by its own helper
