@@ -87,6 +87,10 @@ def _configs(lab):
 
 
 def _writes(lab):
+    """Every node's `wg set` count as of now: from state files written after this call (a
+    file is rewritten within a second of a change, so an older one may lag behind)."""
+    t0 = time.time()
+    wait_until(lambda: all(state(lab, n).get("updated", 0) > t0 for n in lab.names), 15, "fresh state files")
     return {n: state(lab, n).get("wg_writes") for n in lab.names}
 
 
@@ -106,6 +110,30 @@ def test_helper_restart_changes_nothing_anywhere(ring, sig):
     for n in ring.names:
         if n != "n3":
             assert after[n] == writes[n], f"{n} rewrote peers because n3's helper restarted"
+
+
+def test_link_deleted_after_helper_crash_comes_back_on_the_same_port(ring):
+    """netifd's teardown deletes the link even after the helper died (kill -9, OOM) and starts
+    a new helper on a new link: it listens on the previous run's random port again, so no other
+    node rewrites anything and the tunnels come back with a handshake."""
+    wait_until(lambda: len(state(ring, "n2")["owned"]) == 4, 10, "n2's state file to list its peers")
+    before = _configs(ring)
+    writes = _writes(ring)
+    port = state(ring, "n2")["listen_port"]
+    ring.stop_helper("n2", signal.SIGKILL)
+    ifname = ring.ifname("n2")
+    r = ring.exec("n2", ["sh", "-c", f"ip link del dev {ifname} || rm -f /var/run/wireguard/{ifname}.sock"])
+    assert r.returncode == 0, r.stderr
+    wait_until(lambda: ring.exec("n2", ["ip", "link", "show", "dev", ifname]).returncode != 0, 10, "link gone")
+    ring.start_helper("n2")
+    wait_until(lambda: fully_meshed(ring), 40, "ring whole again after n2's new link")
+    assert state(ring, "n2")["listen_port"] == port
+    assert _configs(ring) == before
+    after = _writes(ring)
+    assert after["n2"] == 2, "the new link: key and port, then every peer in one write"
+    for n in ring.names:
+        if n != "n2":
+            assert after[n] == writes[n], f"{n} rewrote peers because n2's link was recreated"
 
 
 def test_bmx7_restart_keeps_tunnels_and_republishes(ring):

@@ -48,3 +48,20 @@ def test_no_free_port_is_one_line_error():
             port.choose_port(cfg(port_range="53200-53200"))
     finally:
         s.close()
+
+
+def test_remembered_port_reused_when_free_and_in_range():
+    c = cfg(port_range="53300-53310")
+    for seed in range(10):          # any random pick would almost surely differ from 53307
+        assert port.choose_port(c, rng=random.Random(seed), remembered=53307) == 53307
+    assert port.choose_port(c, current=53301, remembered=53307) == 53301     # the live link's port first
+    assert port.choose_port(cfg(listen_port="53400"), remembered=53307) == 53400
+
+
+def test_remembered_port_replaced_when_busy_failed_or_out_of_range():
+    c = cfg(port_range="53320-53321")
+    with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as taken:
+        taken.bind(("::", 53320))
+        assert port.choose_port(c, remembered=53320) == 53321      # someone took it meanwhile
+    assert port.choose_port(c, avoid={53320}, remembered=53320) == 53321   # it failed to bind
+    assert port.choose_port(cfg(port_range="53330-53330"), remembered=53320) == 53330   # range changed

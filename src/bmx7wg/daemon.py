@@ -89,8 +89,9 @@ class Helper:
         device = self.rec.refresh_device()
         self.keypair = self._choose_keys(device.public_key if device else None)
         self.rec.own_public_key = self.keypair.public_key
-        self.port = self._configure_port(device)
-        self._restore_previous_run()
+        previous = state.read(self.rundir, self.iface) or {}
+        self.port = self._configure_port(device, previous.get("listen_port"))
+        self._restore_previous_run(previous)
         self.publish_port()
         if self.netifd:
             self.push_netifd()      # link up in netifd now; addresses follow once bmx7 answers
@@ -124,12 +125,15 @@ class Helper:
         elif now - self.clock_recorded >= clockguard.RECORD_EVERY:
             self.record_clock(now)
 
-    def _configure_port(self, device) -> int:
+    def _configure_port(self, device, remembered=None) -> int:
+        """`remembered`: the previous run's port (state file), for a link created anew."""
         failed: set[int] = set()
         current = device.listen_port if device and device.public_key == self.keypair.public_key else None
+        if not isinstance(remembered, int) or isinstance(remembered, bool):
+            remembered = None
         while True:
             try:
-                chosen = port.choose_port(self.cfg, current, failed)
+                chosen = port.choose_port(self.cfg, current, failed, remembered=remembered)
             except RuntimeError as exc:
                 raise HelperError("PORT_IN_USE", str(exc)) from None
             try:
@@ -143,10 +147,9 @@ class Helper:
             self.rec.refresh_device()
             return chosen
 
-    def _restore_previous_run(self) -> None:
+    def _restore_previous_run(self, previous: dict) -> None:
         """Peers a previous run of this helper created stay ours after a restart (even kill -9),
         and contested prefixes and keys stay with their holders (history.py)."""
-        previous = state.read(self.rundir, self.iface) or {}
         self.rec.owned = dict.fromkeys(previous.get("owned", []))
         self.rec.selection = history.seed(previous.get("history"))
         routes = _routes_of(previous.get("routes"))

@@ -26,18 +26,23 @@ def udp_port_free(port: int) -> bool:
 
 
 def choose_port(cfg: IfaceConfig, current: int | None = None, avoid: set[int] = frozenset(),
-                rng=None, tries: int = 64) -> int:
-    """Fixed listen_port, else keep the link's current port when it is in range, else a free random one.
+                rng=None, tries: int = 64, remembered: int | None = None) -> int:
+    """Fixed listen_port, else keep the link's current port when it is in range, else the
+    previous run's port when it is in range and free, else a free random one.
 
     `current` is what the running link already listens on: keeping it means a helper restart
-    never changes what other nodes have configured. `avoid` holds ports that failed to bind.
-    `rng`: anything with randint(lo, hi) (tests pass a seeded random.Random).
+    never changes what other nodes have configured. `remembered` is the port of the previous
+    run on a link that is gone (netifd deletes it at teardown, also after a crash): keeping
+    it too means other nodes have nothing to relearn but a handshake. `avoid` holds ports that
+    failed to bind. `rng`: anything with randint(lo, hi) (tests pass a seeded random.Random).
     """
     if cfg.listen_port:
         return cfg.listen_port
     lo, hi = cfg.port_range
     if current and lo <= current <= hi and current not in avoid:
         return current
+    if remembered and lo <= remembered <= hi and remembered not in avoid and udp_port_free(remembered):
+        return remembered
     rng = rng or _Urandom()
     for _ in range(tries):
         port = rng.randint(lo, hi)
