@@ -111,3 +111,16 @@ def test_a_restart_with_the_same_inputs_decides_what_the_running_helper_would(da
     restarted = policy.Policy().select(inc.context(rules, origs, proven, history.seed(kept), later), dict(adverts))
     assert restarted.peers == running.peers
     assert restarted.holders == running.holders
+
+
+def test_the_file_holds_wall_clock_times_a_restart_maps_back():
+    """The policy runs on the monotonic clock; the file shows wall-clock times (offset = wall -
+    monotonic), and a restart reading it with its own offset gets its monotonic times back."""
+    sel = history.seed({"holders": [["p", "A", 7.0]], "claims": [["p", "A", 7.0], ["p", "B", 9.0]],
+                        "key_claims": [["k", "A", 3.0], ["k", "B", 5.0]]})
+    assert history.dump(sel, 1000.0) == {"holders": [["p", "A", 1007.0]],
+                                         "claims": [["p", "A", 1007.0], ["p", "B", 1009.0]],
+                                         "key_claims": [["k", "A", 1003.0], ["k", "B", 1005.0]]}
+    again = history.seed(history.dump(sel, 1000.0), 1000.0)
+    assert (again.holder_since, again.claimed_since, again.key_since, again.now) == \
+        (sel.holder_since, sel.claimed_since, sel.key_since, sel.now)

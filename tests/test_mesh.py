@@ -297,6 +297,31 @@ def test_clock_behind_advertises_session_key_until_it_catches_up(ring):
     ring.start_helper(node)
 
 
+@pytest.mark.parametrize("step", [-86400, 86400], ids=["back-a-day", "forward-a-day"])
+def test_clock_step_neither_stalls_the_helper_nor_cuts_a_hold_down_short(ring, step):
+    """NTP stepping a router's clock while the helper runs (by a day here, 6 s after its start):
+    the helper goes on ticking, and a node that left just before the step is removed after the
+    hold-down, counted on the monotonic clock: not a day later, not at once."""
+    keys = {n: state(ring, n)["public_key"] for n in ring.names}
+    ring.stop_helper("n3", signal.SIGTERM)
+    started = time.monotonic()
+    pid = ring.start_helper("n3", env={"BMX7WG_CLOCK_STEP": f"6:{step}"})
+    wait_until(lambda: state(ring, "n3").get("pid") == pid and state(ring, "n3")["bmx7"]["published"],
+               20, "n3's helper back")
+    ring.stop_helper("n5", signal.SIGTERM)          # withdraws its advert mesh-wide
+    left = time.monotonic()
+    assert left < started + 6, "n5 left after the clock step: the test proves nothing"
+    while time.monotonic() - left < HOLD - 1.5:     # across the step
+        assert keys["n5"] in wg_dump(ring, "n3"), \
+            f"n3 removed n5 {time.monotonic() - left:.1f} s after it left: hold-down cut short by the step"
+        time.sleep(0.3)
+    wait_until(lambda: keys["n5"] not in wg_dump(ring, "n3"), 10, "n3 to remove n5 after the hold-down")
+    ring.start_helper("n5")
+    ring.stop_helper("n3", signal.SIGTERM)
+    ring.start_helper("n3")
+    wait_until(lambda: fully_meshed(ring), 40, "ring whole again")
+
+
 def test_sighup_reload_republishes_and_policy_rejects_unruled_network(ring):
     before = _configs(ring)
     ring.set_option("n1", "announce", ["10.77.0.0/24"])

@@ -43,11 +43,15 @@ class HelperError(RuntimeError):
 
 class Helper:
     def __init__(self, iface: str, confdir: str | None, savedir: str | None, rundir: str,
-                 netifd: bool = False, clock=time.time):
+                 netifd: bool = False, clock=time.time, mono=time.monotonic):
         self.iface = iface
         self.confdir, self.savedir, self.rundir = confdir, savedir, rundir
         self.netifd = netifd
-        self.clock = clock
+        # Two clocks: `clock` (wall) for what is shown or compared with WireGuard's handshake
+        # times and the clock guard; `mono` for everything that measures time passing (ticks,
+        # hold-downs, claim ages, the restart wait), which a router's clock steps (NTP at boot,
+        # by months) must neither stall nor cut short.
+        self.clock, self.mono = clock, mono
         self.backend = wg.Backend()
         self.stopping = False
         self.pending: set[str] = set()   # signal names waiting to be handled
@@ -151,7 +155,7 @@ class Helper:
         """Peers a previous run of this helper created stay ours after a restart (even kill -9),
         and contested prefixes and keys stay with their holders (history.py)."""
         self.rec.owned = dict.fromkeys(previous.get("owned", []))
-        self.rec.selection = history.seed(previous.get("history"))
+        self.rec.selection = history.seed(previous.get("history"), self.clock() - self.mono())
         routes = _routes_of(previous.get("routes"))
         self.route_tables |= {table for _, table, _ in routes}   # synced, so stale ones can go
         self.rec.await_previous(_node_of_key(previous.get("peers")), self.cfg.hold_down, routes)
@@ -182,7 +186,7 @@ class Helper:
         data = self.advert_bytes()
         if data != self.published:
             self.bmx.publish(self.cfg.sms_name, data)
-            self.published, self.published_at = data, self.clock()
+            self.published, self.published_at = data, self.mono()
             log.info("%s: advertisement published (%d bytes)", self.iface, len(data))
         self.bmx.register(self.cfg.sms_name)
 
@@ -418,15 +422,15 @@ class Helper:
         next_tick = 0.0
         try:
             while not self.stopping:
-                now = self.clock()
+                now = self.mono()
                 if now >= next_tick:
                     watcher.read()
-                    self.check_clock(now)
+                    self.check_clock(self.clock())
                     self.check_bmx7(now)
                     self.reconcile(now)
                     self.write_state(now)
                     next_tick = now + min(TICK, watcher.poll_interval or TICK)
-                timeout = max(0.0, next_tick - self.clock())
+                timeout = max(0.0, next_tick - self.mono())
                 if self.ubus is not None:
                     timeout = min(timeout, 0.2)
                 for key, _ in sel.select(timeout):
@@ -439,7 +443,7 @@ class Helper:
                     elif key.data == "stats":
                         self.read_stats()
                     elif watcher.read():
-                        self.reconcile(self.clock())
+                        self.reconcile(self.mono())
                 if self.handle_signals():
                     next_tick = 0.0
                 if self.ubus is not None:
@@ -466,7 +470,7 @@ class Helper:
         self.record_clock(self.clock())
         self.state_dirty = True
         self.stopping = True
-        self.write_state(self.clock(), force=True)
+        self.write_state(self.mono(), force=True)
         log.info("%s: stopped", self.iface)
 
 
@@ -530,10 +534,16 @@ def _routes_of(value) -> set:
 
 
 def _clock():
-    """time.time, shifted by BMX7WG_CLOCK_OFFSET seconds: lets the lab fake a router whose
-    clock is behind (WireGuard and the rest of the system keep the real time)."""
+    """time.time, shifted by BMX7WG_CLOCK_OFFSET seconds, and by DELTA more from AFTER seconds
+    on with BMX7WG_CLOCK_STEP=AFTER:DELTA: lets the lab fake a router whose clock is behind,
+    or is stepped (NTP) while the helper runs. WireGuard and the rest of the system keep the
+    real time, and so does the monotonic clock."""
     offset = float(os.environ.get("BMX7WG_CLOCK_OFFSET", "0") or 0)
-    return (lambda: time.time() + offset) if offset else time.time
+    after, _, delta = os.environ.get("BMX7WG_CLOCK_STEP", "").partition(":")
+    if not delta:
+        return (lambda: time.time() + offset) if offset else time.time
+    step_at, delta = time.monotonic() + float(after), float(delta)
+    return lambda: time.time() + offset + (delta if time.monotonic() >= step_at else 0.0)
 
 
 def run(iface: str, confdir: str | None, savedir: str | None, rundir: str, netifd: bool = False) -> int:

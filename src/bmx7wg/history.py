@@ -8,7 +8,9 @@ although nothing changed. The state file therefore keeps the history of what is 
 takes as `previous`: on the same inputs it then decides what the running helper would have
 (tests/test_history.py, on random histories). An uncontested claim needs no history unless a
 rival turns up during the restart itself: it then counts as no older than the restart.
-Times are the policy's clock, which never lets one exceed `now`.
+Times are the policy's clock, which never lets one exceed `now`: the helper's monotonic
+clock, written to the file as wall-clock time (`offset` = wall - monotonic), so that the file
+reads as dates and a restart maps them back onto its own monotonic clock.
 """
 
 from __future__ import annotations
@@ -20,33 +22,34 @@ from .policy import Selection
 TABLES = ("holders", "claims", "key_claims")
 
 
-def dump(sel: Selection | None) -> dict:
-    """The contested part of a Selection's history, as JSON lists of [what, nodeId, since]."""
+def dump(sel: Selection | None, offset: float = 0.0) -> dict:
+    """The contested part of a Selection's history, as JSON lists of [what, nodeId, since + offset]."""
     if sel is None:
         return {name: [] for name in TABLES}
-    claims = _contested(sel.claimed_since)
+    claims = _contested(sel.claimed_since, offset)
     contested = {prefix for prefix, _, _ in claims}
     return {
-        "holders": sorted([prefix, node_id, sel.holder_since[prefix]]
+        "holders": sorted([prefix, node_id, sel.holder_since[prefix] + offset]
                           for prefix, node_id in sel.holders.items() if prefix in contested),
         "claims": claims,
-        "key_claims": _contested(sel.key_since),
+        "key_claims": _contested(sel.key_since, offset),
     }
 
 
-def _contested(since: dict[tuple[str, str], float]) -> list[list]:
+def _contested(since: dict[tuple[str, str], float], offset: float) -> list[list]:
     count: dict[str, int] = {}
     for what, _ in since:
         count[what] = count.get(what, 0) + 1
-    return sorted([what, node_id, t] for (what, node_id), t in since.items() if count[what] > 1)
+    return sorted([what, node_id, t + offset] for (what, node_id), t in since.items() if count[what] > 1)
 
 
-def seed(data) -> Selection | None:
-    """A Selection holding only the history in `data` (a state file's "history"), or None if
-    it holds none. Malformed entries are skipped: a damaged file costs history, not a start."""
+def seed(data, offset: float = 0.0) -> Selection | None:
+    """A Selection holding only the history in `data` (a state file's "history", its times
+    less `offset`), or None if it holds none. Malformed entries are skipped: a damaged file
+    costs history, not a start."""
     if not isinstance(data, dict):
         return None
-    holders, claims, key_claims = (_entries(data.get(name)) for name in TABLES)
+    holders, claims, key_claims = (_entries(data.get(name), offset) for name in TABLES)
     if not (holders or claims or key_claims):
         return None
     return Selection(
@@ -58,10 +61,10 @@ def seed(data) -> Selection | None:
         key_since={(key, node_id): t for key, node_id, t in key_claims})
 
 
-def _entries(value) -> list[tuple[str, str, float]]:
+def _entries(value, offset: float) -> list[tuple[str, str, float]]:
     if not isinstance(value, list):
         return []
-    return [(what, node_id, float(t)) for what, node_id, t in
+    return [(what, node_id, float(t) - offset) for what, node_id, t in
             (e for e in value if isinstance(e, list) and len(e) == 3)
             if isinstance(what, str) and isinstance(node_id, str)
             and isinstance(t, (int, float)) and not isinstance(t, bool) and math.isfinite(t)]

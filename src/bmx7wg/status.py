@@ -35,7 +35,7 @@ def _described(node_id: str, entry, decision, name, allowed) -> dict:
     }
 
 
-def _peer(helper, now: float, node_id: str, entry) -> dict:
+def _peer(helper, now: float, mono: float, node_id: str, entry) -> dict:
     rec = helper.rec
     decision = rec.selection.peers.get(node_id) if rec.selection else None
     key = decision.public_key if decision else (entry.good.public_key if entry.good else None)
@@ -44,7 +44,7 @@ def _peer(helper, now: float, node_id: str, entry) -> dict:
         wgpeer = None         # a copied key: that WireGuard peer is the other node's, not this one's
     orig = rec.known_originators.get(node_id)
     name = decision.name if decision and decision.name else (orig.name if orig else None)
-    absent = rec.table.absent_since(now, node_id)
+    absent = rec.table.absent_since(mono, node_id)
     reason = None
     if entry.error:
         reason = (f"latest advert rejected: {entry.error}; last good advert kept" if entry.good
@@ -65,13 +65,13 @@ def _peer(helper, now: float, node_id: str, entry) -> dict:
 
 
 def build(helper) -> dict:
-    now = helper.clock()
+    now, mono = helper.clock(), helper.mono()
     cfg = helper.cfg
     rec = helper.rec
     if rec.awaited:      # after a restart, until bmx7 has the previous run's nodes again
         peers = helper.previous_peers
     else:
-        peers = [_peer(helper, now, nid, entry) for nid, entry in sorted(rec.table.nodes.items())]
+        peers = [_peer(helper, now, mono, nid, entry) for nid, entry in sorted(rec.table.nodes.items())]
     return {
         "interface": helper.iface,
         "ifname": cfg.ifname,
@@ -88,7 +88,7 @@ def build(helper) -> dict:
         "bmx7": {"dir": cfg.bmx7_dir, "running": helper.bmx7_running, "sms_name": cfg.sms_name,
                  "published": helper.published is not None and not helper.stopping},
         "owned": sorted(rec.owned),
-        "history": history.dump(rec.selection),
+        "history": history.dump(rec.selection, now - mono),
         "routes": [list(route) for route in sorted(rec.routes, key=str)],
         "wg_writes": helper.backend.writes,
         "clock_behind_until": helper.clock_behind_until,
