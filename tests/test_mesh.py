@@ -94,6 +94,15 @@ def _writes(lab):
     return {n: state(lab, n).get("wg_writes") for n in lab.names}
 
 
+def _assert_only_own_writes(lab, before, writes, node, own_writes):
+    """WireGuard as `before` everywhere; `node` made `own_writes` writes, every other node none."""
+    assert _configs(lab) == before
+    after = _writes(lab)
+    assert after[node] == own_writes, f"{node}'s new helper made {after[node]} writes, not {own_writes}"
+    moved = [n for n in lab.names if n != node and after[n] != writes[n]]
+    assert not moved, f"{moved} rewrote peers because {node}'s helper restarted"
+
+
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["clean", "kill-9"])
 def test_helper_restart_changes_nothing_anywhere(ring, sig):
     before = _configs(ring)
@@ -104,12 +113,7 @@ def test_helper_restart_changes_nothing_anywhere(ring, sig):
     wait_until(lambda: (state(ring, "n3").get("pid") or 0) > 0 and state(ring, "n3").get("bmx7", {}).get("published"),
                20, "n3 helper back")
     time.sleep(HOLD + 3)          # past the hold-down: a withdrawal would have been acted on by now
-    assert _configs(ring) == before
-    after = _writes(ring)
-    assert after["n3"] == 0, "restarted helper wrote to WireGuard although nothing changed"
-    for n in ring.names:
-        if n != "n3":
-            assert after[n] == writes[n], f"{n} rewrote peers because n3's helper restarted"
+    _assert_only_own_writes(ring, before, writes, "n3", 0)
 
 
 def test_link_deleted_after_helper_crash_comes_back_on_the_same_port(ring):
@@ -128,12 +132,7 @@ def test_link_deleted_after_helper_crash_comes_back_on_the_same_port(ring):
     ring.start_helper("n2")
     wait_until(lambda: fully_meshed(ring), 40, "ring whole again after n2's new link")
     assert state(ring, "n2")["listen_port"] == port
-    assert _configs(ring) == before
-    after = _writes(ring)
-    assert after["n2"] == 2, "the new link: key and port, then every peer in one write"
-    for n in ring.names:
-        if n != "n2":
-            assert after[n] == writes[n], f"{n} rewrote peers because n2's link was recreated"
+    _assert_only_own_writes(ring, before, writes, "n2", 2)    # new link: key and port, then all peers
 
 
 def test_bmx7_restart_keeps_tunnels_and_republishes(ring):
