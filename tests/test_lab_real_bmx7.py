@@ -159,3 +159,23 @@ def test_helper_and_bmx7_restarting_together_keep_every_peer(line3):
         time.sleep(0.5)
     wait_until(lambda: all_active(lab), 30, "every peer active again")
     assert helper(lab, "n2")["pid"] == pid and helper(lab, "n2")["wg_writes"] == 0
+
+
+def test_link_recreated_after_helper_kill9_keeps_port_over_real_bmx7(line3):
+    """As netifd does after a helper crash: kill -9, delete the link, start a new helper. The new
+    link listens on the previous port again: n1 and n3 rewrite nothing and handshake again."""
+    lab = line3
+    wait_until(lambda: all_active(lab), 90, "a converged mesh")
+    port = helper(lab, "n2")["listen_port"]
+    writes = {n: helper(lab, n)["wg_writes"] for n in ("n1", "n3")}
+    lab.stop_helper("n2", signal.SIGKILL)
+    ifname = lab.ifname("n2")
+    lab.exec("n2", ["sh", "-c", f"ip link del dev {ifname} || rm -f /var/run/wireguard/{ifname}.sock"])
+    wait_until(lambda: lab.exec("n2", ["ip", "link", "show", "dev", ifname]).returncode != 0, 10, "link gone")
+    pid = lab.start_helper("n2")
+    wait_until(lambda: helper(lab, "n2").get("pid") == pid and len(wg_peers(lab, "n2")) == 2, 30,
+               "n2's peers on the new link")
+    assert helper(lab, "n2")["listen_port"] == port
+    wait_until(lambda: pings_through_tunnel(lab, "n1", "n2") and pings_through_tunnel(lab, "n3", "n2"), 30,
+               "tunnels to n2 working again")
+    assert {n: helper(lab, n)["wg_writes"] for n in ("n1", "n3")} == writes

@@ -97,8 +97,9 @@ class Helper:
         self.port = self._configure_port(device, previous.get("listen_port"))
         self._restore_previous_run(previous)
         self.publish_port()
-        if self.netifd:
-            self.push_netifd()      # link up in netifd now; addresses follow once bmx7 answers
+        # The previous run's routes, which a link made anew lacks (netifd: the first update,
+        # which puts the link up in netifd now; addresses follow once bmx7 answers).
+        self.sync_routes()
         log.info("%s: link %s (%s), public key %s, port %d", self.iface, self.cfg.ifname,
                  self.backend_kind, self.keypair.public_key, self.port)
 
