@@ -1,3 +1,4 @@
+import ipaddress
 import json
 import math
 
@@ -6,7 +7,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import test_policy_incremental as inc
-from bmx7wg import history, policy
+from bmx7wg import config, history, policy
 from policy_world import advert as mk_advert, context, key, node_id_starting, originator, rules
 
 A = node_id_starting("1", "a")     # A < C as strings: without history the lowest nodeId wins ties
@@ -14,11 +15,12 @@ C = node_id_starting("9", "c")
 B = node_id_starting("5", "b")
 NET = "10.1.0.0/16"
 OPEN = rules({"network": "10.0.0.0/8", "hysteresis": "20"})
+TUNNEL = ipaddress.ip_network(config.DEFAULT_AUTO_PREFIX)    # where derived addresses live
 
 
 def restarted(sel, origs, ads, now, rules_=OPEN):
     """A new helper's first call: a fresh Policy, previous = what the state file kept (or None)."""
-    kept = json.loads(json.dumps({"history": history.dump(sel)}))["history"] if sel else None
+    kept = json.loads(json.dumps({"history": history.dump(sel, tunnel_prefix=TUNNEL)}))["history"] if sel else None
     return policy.Policy().select(context(origs, rules_, previous=history.seed(kept), now=now), ads)
 
 
@@ -58,15 +60,33 @@ def test_older_key_claim_keeps_the_key_across_a_restart():
     assert again.peers[C].status == "accepted" and again.peers[A].reason == f"key already used by node {C[:8]}"
 
 
-def test_only_contested_history_is_kept():
+def test_kept_history_is_contested_claims_and_networks_not_tunnel_addresses():
     origs = [originator(n, metric=100) for n in (A, B, C)]
     ads = {A: mk_advert(A, networks=[NET]), C: mk_advert(C, networks=[NET]),
            B: mk_advert(B, networks=["10.2.0.0/16"])}
     sel = policy.select(context(origs, OPEN, now=7), ads)
-    assert history.dump(sel) == {"holders": [[NET, A, 7]], "claims": [[NET, A, 7], [NET, C, 7]],
+    assert history.dump(sel, tunnel_prefix=TUNNEL) == {"holders": [[NET, A, 7], ["10.2.0.0/16", B, 7]],
+                                 "claims": [[NET, A, 7], [NET, C, 7], ["10.2.0.0/16", B, 7]],
                                  "key_claims": []}
     assert history.dump(None) == {"holders": [], "claims": [], "key_claims": []}
-    assert history.seed(history.dump(policy.select(context(origs, OPEN, now=7), {B: ads[B]}))) is None
+    only_addresses = {n: mk_advert(n) for n in (A, B)}
+    assert history.seed(history.dump(policy.select(context(origs, OPEN, now=7), only_addresses),
+                                     tunnel_prefix=TUNNEL)) is None
+    assert history.dump(policy.select(context(origs, OPEN, now=7), only_addresses))["claims"]  # no prefix given
+
+
+def test_an_uncontested_network_overlapping_a_contested_one_keeps_its_incumbent_bonus():
+    """Found by the property test below: node D's 2001:db8::/32 and its contested 2000::/3, under
+    a rule that allows no overlap. Running, both are incumbents and neither suppresses the other;
+    a restart that remembered only the contested one gave it alone the bonus, and D lost its /32."""
+    rule = rules({"network": "::/0", "hysteresis": "20", "allow_overlapping_prefix": "0",
+                  "break_overlapping_prefix": "0"})
+    origs = [originator(A, metric=100), originator(C, metric=0, reachable=False)]
+    ads = {A: mk_advert(A, networks=["2001:db8::/32", "2000::/3"]), C: mk_advert(C, networks=["2000::/3"])}
+    running = policy.select(context(origs, rule, now=1), ads)
+    running = policy.select(context(origs, rule, previous=running, now=2), ads)
+    assert "2001:db8::/32" in running.peers[A].accepted_networks
+    assert restarted(running, origs, ads, now=3, rules_=rule).peers == running.peers
 
 
 @pytest.mark.parametrize("data", [None, [], "x", {}, {"claims": "x"}, {"holders": [[1, 2, 3]]},
@@ -106,7 +126,7 @@ def test_a_restart_with_the_same_inputs_decides_what_the_running_helper_would(da
         now += data.draw(st.sampled_from([0.0, 1.0, 5.0]))
         sel = policy.select(inc.context(rules, origs, proven, sel, now), dict(adverts))
     later = now + data.draw(st.sampled_from([1.0, 30.0]))
-    kept = json.loads(json.dumps(history.dump(sel)))
+    kept = json.loads(json.dumps(history.dump(sel, tunnel_prefix=TUNNEL)))
     running = policy.select(inc.context(rules, origs, proven, sel, later), dict(adverts))
     restarted = policy.Policy().select(inc.context(rules, origs, proven, history.seed(kept), later), dict(adverts))
     assert restarted.peers == running.peers
