@@ -169,9 +169,7 @@ def test_link_recreated_after_helper_kill9_keeps_port_over_real_bmx7(line3):
     port = helper(lab, "n2")["listen_port"]
     writes = {n: helper(lab, n)["wg_writes"] for n in ("n1", "n3")}
     lab.stop_helper("n2", signal.SIGKILL)
-    ifname = lab.ifname("n2")
-    lab.exec("n2", ["sh", "-c", f"ip link del dev {ifname} || rm -f /var/run/wireguard/{ifname}.sock"])
-    wait_until(lambda: lab.exec("n2", ["ip", "link", "show", "dev", ifname]).returncode != 0, 10, "link gone")
+    lab.delete_link("n2")
     pid = lab.start_helper("n2")
     wait_until(lambda: helper(lab, "n2").get("pid") == pid and len(wg_peers(lab, "n2")) == 2, 30,
                "n2's peers on the new link")

@@ -126,10 +126,7 @@ def test_link_deleted_after_helper_crash_comes_back_on_the_same_port(ring):
     writes = _writes(ring)
     port = state(ring, "n2")["listen_port"]
     ring.stop_helper("n2", signal.SIGKILL)
-    ifname = ring.ifname("n2")
-    r = ring.exec("n2", ["sh", "-c", f"ip link del dev {ifname} || rm -f /var/run/wireguard/{ifname}.sock"])
-    assert r.returncode == 0, r.stderr
-    wait_until(lambda: ring.exec("n2", ["ip", "link", "show", "dev", ifname]).returncode != 0, 10, "link gone")
+    ring.delete_link("n2")
     ring.start_helper("n2")
     wait_until(lambda: fully_meshed(ring), 40, "ring whole again after n2's new link")
     assert state(ring, "n2")["listen_port"] == port

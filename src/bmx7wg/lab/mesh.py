@@ -296,6 +296,17 @@ class Lab:
         node = self.node(name)
         return netns.stop(node.get("helper_pid"), node["rundir"], sig, timeout)
 
+    def delete_link(self, name: str, timeout: float = 10.0) -> None:
+        """Remove the node's WireGuard link the way the netifd proto script's teardown does
+        (a wireguard-go link goes when its socket does), and wait until it is gone."""
+        ifname = self.ifname(name)
+        self.exec(name, ["sh", "-c", f"ip link del dev {ifname} || rm -f /var/run/wireguard/{ifname}.sock"])
+        deadline = time.monotonic() + timeout
+        while self.exec(name, ["ip", "link", "show", "dev", ifname]).returncode == 0:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{name}: link {ifname} still there {timeout:.0f} s after deleting it")
+            time.sleep(0.1)
+
     def reload_helper(self, name: str) -> bool:
         node = self.node(name)
         return netns.stop(node.get("helper_pid"), node["rundir"], signal.SIGHUP, timeout=0)
