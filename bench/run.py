@@ -270,6 +270,20 @@ def bare_rss_mb(workdir: str, python: str) -> float:
     return int(out) / 1024
 
 
+def rss_floor_mb(n: int, workdir: str, python: str) -> float:
+    """RSS of rss_floor.py holding the same N advertisers' peer data and nothing else."""
+    path = os.path.join(workdir, f"floor-{n}.txt")
+    with open(path, "w") as fh:
+        for i in range(1, n + 1):
+            nid = node_id(i)
+            ip = address.primary_ip(nid)
+            fh.write(f"{nid} n{i} {ip} {fake_key(i)} [{ip}]:51820 "
+                     f"{address.auto_address(nid, str(config.DEFAULT_AUTO_PREFIX))}/128\n")
+    out = subprocess.run([python, os.path.join(ROOT, "bench", "rss_floor.py"), path],
+                         env=helper_env(workdir), check=True, capture_output=True, text=True).stdout
+    return int(out) / 1024
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="100,1000,5000")
@@ -298,6 +312,7 @@ def main() -> int:
             raw_cold, raw_one = raw_floor(n, "wgbraw0")
             core = core_bench(n, "wgbcore0", workdir)
             lat = latency_bench(n, "wgblat0", workdir, args.samples)
+            floor = rss_floor_mb(n, workdir, router_python(workdir))
             rows.append((n, raw_cold, raw_one, core, lat))
             print(f"N={n:5d}  cold {core['cold']*1000:8.1f} ms ({core['cold_writes']} write)  "
                   f"raw syncconf {raw_cold*1000:8.1f} ms  ratio {core['cold']/raw_cold:5.2f}", flush=True)
@@ -308,6 +323,8 @@ def main() -> int:
                   f"(n={lat['samples']})  helper RSS {lat['rss_mb']:.1f} MB, peak {lat['peak_mb']:.1f} MB "
                   f"(bare python3 {bare:.1f} MB; with this machine's site-packages {bare_here:.1f} MB)",
                   flush=True)
+            print(f"         RSS floor {floor:.1f} MB (the helper's imports + each peer's data held once)  "
+                  f"ratio {lat['rss_mb']/floor:5.2f}", flush=True)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     if len(rows) >= 2:

@@ -3,7 +3,8 @@ that node's primaryIp (issue 5, key theft). The lab side is in test_mesh_policy.
 
 import time
 
-from bmx7wg import advert, config, wg
+from bmx7wg import advert, config
+from bmx7wg.sessions import STALE_HANDSHAKE
 from bmx7wg.model import DeviceState, NodeInfo, PeerState
 from bmx7wg.reconcile import Reconciler
 from policy_world import ME, advert as mk_advert, key, node_id_starting, originator
@@ -57,7 +58,7 @@ def test_live_session_at_the_nodes_primary_ip_proves_its_key():
 
 
 def test_no_proof_from_a_stale_session_an_unknown_endpoint_or_no_handshake():
-    cases = [session(victim_endpoint(), age=wg.STALE_HANDSHAKE + 5),
+    cases = [session(victim_endpoint(), age=STALE_HANDSHAKE + 5),
              session("[fd70:dead::1]:51820", age=30),
              session(victim_endpoint(), age=None),
              session(None, age=30)]
@@ -86,6 +87,24 @@ def test_fresh_observer_gives_the_key_to_the_proven_node_not_the_lower_id():
 
 
 def test_without_a_live_session_the_lower_id_wins_the_tie():
-    sel = run_step(reconciler(session(victim_endpoint(), age=wg.STALE_HANDSHAKE + 5)))
+    sel = run_step(reconciler(session(victim_endpoint(), age=STALE_HANDSHAKE + 5)))
     assert sel.peers[THIEF].status == "accepted"
     assert sel.peers[VICTIM].reason == f"key already used by node {THIEF[:8]}"
+
+
+def test_a_proof_outlives_a_clock_step_and_ends_when_the_session_goes_stale():
+    """NTP steps the router's clock a day forward after the handshake: by the wall clock
+    WireGuard's stamp is a day old, yet the session is as live as before (sessions.py)."""
+    wall, mono = [time.time()], [100.0]
+    rec = Reconciler(config.parse("wgmesh", {}), DumpOnly({STOLEN: session(victim_endpoint(), age=30)}),
+                     wall=lambda: wall[0], mono=lambda: mono[0])
+    rec.refresh_device()
+    wall[0] += 86400 + 10
+    mono[0] += 10
+    rec.refresh_device()                        # a later dump: the same handshake
+    sel = run_step(rec)
+    (conflict,) = [c for c in sel.conflicts if c.kind == "key"]
+    assert (conflict.winner, conflict.decided_by) == (VICTIM, "proven by handshake")
+    mono[0] += STALE_HANDSHAKE - 30 - 10
+    rec.refresh_device()
+    assert rec.proven_keys() == {}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import os
 import re
@@ -17,7 +18,8 @@ from hypothesis import strategies as st
 
 from bmx7wg import routes
 from bmx7wg.model import DeviceState, PeerSpec, PeerState, cidrs
-from bmx7wg.wg import (STALE_HANDSHAKE, Backend, WgError, canonical_endpoint,
+from bmx7wg.sessions import STALE_HANDSHAKE, wall_live
+from bmx7wg.wg import (Backend, WgError, canonical_endpoint,
                        parse_dump, plan, plan_changed, same_endpoint)
 from wgb_netns import Netns, inside, make_key, pids_in, sh
 
@@ -349,17 +351,18 @@ def test_plan_changed_equals_plan_when_the_model_is_current(before, after, owned
     same `wg set` as planning everything."""
     now = 1_000_000
     current = as_device(before, handshake=now - 10 if live else None)
+    live = functools.partial(wall_live, wall_now=now)
     want = {p.public_key: p for p in after}
     old = {p.public_key: p for p in before}
     changed = {k for k in old.keys() | want.keys() if old.get(k) != want.get(k)}
-    assert plan_changed(current, want, owned, changed, now=now) == plan(current, want, owned, now=now)
-    assert plan_changed(current, want, owned, set(POOL), now=now) == plan(current, want, owned, now=now)
-    assert plan_changed(current, old, owned, (), now=now) == [] == plan(current, old, owned, now=now)
+    assert plan_changed(current, want, owned, changed, live=live) == plan(current, want, owned, live=live)
+    assert plan_changed(current, want, owned, set(POOL), live=live) == plan(current, want, owned, live=live)
+    assert plan_changed(current, old, owned, (), live=live) == [] == plan(current, old, owned, live=live)
     # canonical text vouched for (the policy's): the same arguments, without parsing it again
     for device in (current, None):
-        assert plan(device, want, owned, now=now, canonical=True) == plan(device, want, owned, now=now)
-        assert plan_changed(device, want, owned, changed, now=now, canonical=True) == \
-            plan_changed(device, want, owned, changed, now=now)
+        assert plan(device, want, owned, live=live, canonical=True) == plan(device, want, owned, live=live)
+        assert plan_changed(device, want, owned, changed, live=live, canonical=True) == \
+            plan_changed(device, want, owned, changed, live=live)
 
 
 # ---------------------------------------------------------------- two nodes, real traffic
@@ -400,9 +403,10 @@ def test_handshake_ping_and_roaming(ns_a, ns_b, tmp_path):
         moved = {pub_b: spec(pub_b, ["fd77:b::2/128"], "[fd00:bb::99]:51002")}
         assert plan(ba.dump("wgb0"), moved, {pub_b}) == []
         later = seen.latest_handshake + STALE_HANDSHAKE + 1
-        assert plan(ba.dump("wgb0"), moved, {pub_b}, now=later) == \
+        stale = functools.partial(wall_live, wall_now=later)
+        assert plan(ba.dump("wgb0"), moved, {pub_b}, stale) == \
             ["peer", pub_b, "endpoint", "[fd00:bb::99]:51002"]
-        ba.apply("wgb0", plan(ba.dump("wgb0"), moved, {pub_b}, now=later))
+        ba.apply("wgb0", plan(ba.dump("wgb0"), moved, {pub_b}, stale))
         assert ba.dump("wgb0").peers[pub_b].endpoint == "[fd00:bb::99]:51002"
     # B talks to A; A learns B's real address again (roaming)
     sh("ip", "netns", "exec", ns_b.name, "ping", "-6", "-c", "2", "-i", "0.2", "-w", "10", "fd77:b::1")

@@ -89,7 +89,7 @@ class Helper:
             self.backend_kind = self.backend.ensure_link(self.cfg.ifname, self.cfg.mtu)
         except Exception as exc:  # kernel module and wireguard-go both unavailable
             raise HelperError("NO_WIREGUARD", f"cannot create WireGuard link {self.cfg.ifname}: {exc}") from None
-        self.rec = Reconciler(self.cfg, self.backend, self._local_networks())
+        self.rec = Reconciler(self.cfg, self.backend, self._local_networks(), wall=self.clock, mono=self.mono)
         device = self.rec.refresh_device()
         self.keypair = self._choose_keys(device.public_key if device else None)
         self.rec.own_public_key = self.keypair.public_key
@@ -538,7 +538,8 @@ def _clock():
     """time.time, shifted by BMX7WG_CLOCK_OFFSET seconds, and by DELTA more from AFTER seconds
     on with BMX7WG_CLOCK_STEP=AFTER:DELTA: lets the lab fake a router whose clock is behind,
     or is stepped (NTP) while the helper runs. WireGuard and the rest of the system keep the
-    real time, and so does the monotonic clock."""
+    real time, and so does the monotonic clock: unlike on a stepped router, handshakes made
+    after the step carry stamps DELTA away from the helper's clock."""
     offset = float(os.environ.get("BMX7WG_CLOCK_OFFSET", "0") or 0)
     after, _, delta = os.environ.get("BMX7WG_CLOCK_STEP", "").partition(":")
     if not delta:

@@ -16,9 +16,11 @@ from __future__ import annotations
 import gc
 import ipaddress
 import time
+from collections.abc import Callable
 from .record import record, field, replace
 
 from . import policy, wg
+from .sessions import Sessions
 from .config import IfaceConfig
 from .model import DeviceState, NodeInfo, Originator, PeerSpec, PeerState, cidrs
 from .peers import PeerTable
@@ -36,7 +38,8 @@ class StepResult:
 
 
 class Reconciler:
-    def __init__(self, cfg: IfaceConfig, backend, local_networks: tuple = ()):
+    def __init__(self, cfg: IfaceConfig, backend, local_networks: tuple = (),
+                 wall: Callable[[], float] = time.time, mono: Callable[[], float] = time.monotonic):
         self.cfg = cfg
         self.backend = backend
         self.own_public_key: str | None = None
@@ -62,6 +65,7 @@ class Reconciler:
         self.desired: dict[str, PeerSpec] = {}
         self.known_originators: dict[str, Originator] = {}
         self.kernel_peers: dict[str, PeerState] = {}   # as WireGuard last reported them (not our cache)
+        self.sessions = Sessions(wall, mono)           # their handshakes, aged step-proof
         self._own: NodeInfo | None = None
         self._seen = None                              # (Bmx7, versions) the last step read
         self._rebuilt = False                          # this step built everything anew
@@ -115,10 +119,12 @@ class Reconciler:
         if exact or device is None or self.device is None:
             # the dump becomes the model, which later steps patch: the kernel's view is a copy
             self.kernel_peers = dict(device.peers) if device else {}
+            self.sessions.observe(self.kernel_peers)
             self.device = device
             self.replan = True
             return
         self.kernel_peers = device.peers        # the dump itself is dropped: no copy needed
+        self.sessions.observe(self.kernel_peers)
         peers = self.device.peers
         for key, seen in device.peers.items():
             cached = peers.get(key)
@@ -140,18 +146,15 @@ class Reconciler:
             previous=self.selection, now=now, own_public_key=self.own_public_key,
             proven_keys=self.proven_keys() if proven is None else proven)
 
-    def proven_keys(self, wall_now: float | None = None) -> dict[str, str]:
+    def proven_keys(self) -> dict[str, str]:
         """{public key: nodeId} for keys a node proved it holds: WireGuard has a live session
-        with the key (handshake younger than wg.STALE_HANDSHAKE, by WireGuard's unix clock)
-        and its endpoint, as WireGuard reported it, is that node's primaryIp. WireGuard moves
-        the endpoint to the source of every authenticated packet, so only the private key's
-        holder puts its address there, and `plan` never overwrites the endpoint of a live
-        session. Read from the last kernel dump, not from the cache `_update_cache` fills
-        with the endpoints we asked for."""
-        now = time.time() if wall_now is None else wall_now
+        with the key (sessions.py) and its endpoint, as WireGuard reported it, is that node's
+        primaryIp. WireGuard moves the endpoint to the source of every authenticated packet,
+        so only the private key's holder puts its address there, and `plan` never overwrites
+        the endpoint of a live session. Read from the last kernel dump, not from the cache
+        `_update_cache` fills with the endpoints we asked for."""
         node_at = {}
-        if not any(p.latest_handshake and now - p.latest_handshake < wg.STALE_HANDSHAKE
-                   for p in self.kernel_peers.values()):
+        if not self.sessions.any_live():
             return {}                          # no live session: nothing to look up
         for node_id, orig in self.known_originators.items():
             ip = self._ip(orig.primary_ip)
@@ -159,8 +162,7 @@ class Reconciler:
                 node_at[ip] = node_id
         proven = {}
         for key, peer in self.kernel_peers.items():
-            live = peer.latest_handshake and now - peer.latest_handshake < wg.STALE_HANDSHAKE
-            if not live or not peer.endpoint:
+            if not peer.endpoint or not self.sessions.live(peer):
                 continue
             node_id = node_at.get(self._ip(_endpoint_host(peer.endpoint)))
             if node_id is not None:
@@ -223,11 +225,12 @@ class Reconciler:
         if self.device is None:
             self.refresh_device()
         if self.replan:
-            args = wg.plan(self.device, self.desired, self.owned, canonical=True)
+            args = wg.plan(self.device, self.desired, self.owned, self.sessions.live, canonical=True)
             keys = None
         else:
             keys = self._plan_keys
-            args = wg.plan_changed(self.device, self.desired, self.owned, keys, canonical=True)
+            args = wg.plan_changed(self.device, self.desired, self.owned, keys, self.sessions.live,
+                                   canonical=True)
         self.replan, self._plan_keys = False, set()
         if args:
             result.writes = self.backend.apply(self.cfg.ifname, args)
@@ -436,16 +439,15 @@ class _Proofs:
         self.hosts: set = set()                         # endpoint addresses of live sessions
 
     def current(self, rec: Reconciler, replaced: list[Originator]) -> dict[str, str]:
-        wall = time.time()
-        if self.source is rec.kernel_peers and wall < self.expires and not any(
+        sessions = rec.sessions
+        if self.source is rec.kernel_peers and sessions.mono() < self.expires and not any(
                 rec._ip(o.primary_ip) in self.hosts or o.node_id in self.proven.values()
                 for o in replaced):
             return self.proven
-        proven = rec.proven_keys(wall)
-        live = [p for p in rec.kernel_peers.values()
-                if p.latest_handshake and wall - p.latest_handshake < wg.STALE_HANDSHAKE and p.endpoint]
+        proven = rec.proven_keys()
+        live = [p for p in rec.kernel_peers.values() if p.endpoint and sessions.live(p)]
         self.source = rec.kernel_peers
-        self.expires = min((p.latest_handshake + wg.STALE_HANDSHAKE for p in live), default=float("inf"))
+        self.expires = min((sessions.stale_at(p) for p in live), default=float("inf"))
         self.hosts = {rec._ip(_endpoint_host(p.endpoint)) for p in live}
         if proven != self.proven:
             self.proven = proven

@@ -4,18 +4,14 @@ from __future__ import annotations
 
 from . import address, history
 
-ACTIVE_HANDSHAKE = 180   # WireGuard re-handshakes every 2 min on a live session
 
-
-def peer_state(now: float, handshake: int | None, absent_for: float | None, configured: bool,
-               latest_rejected: bool) -> str:
+def peer_state(live: bool, absent_for: float | None, configured: bool, latest_rejected: bool) -> str:
+    """`live`: WireGuard has a live session with the peer (sessions.py)."""
     if absent_for is not None:
         return "expired"
     if latest_rejected or not configured:
         return "rejected"
-    if handshake and now - handshake < ACTIVE_HANDSHAKE:
-        return "active"
-    return "pending"
+    return "active" if live else "pending"
 
 
 def _described(node_id: str, entry, decision, name, allowed) -> dict:
@@ -35,7 +31,7 @@ def _described(node_id: str, entry, decision, name, allowed) -> dict:
     }
 
 
-def _peer(helper, now: float, mono: float, node_id: str, entry) -> dict:
+def _peer(helper, mono: float, node_id: str, entry) -> dict:
     rec = helper.rec
     decision = rec.selection.peers.get(node_id) if rec.selection else None
     key = decision.public_key if decision else (entry.good.public_key if entry.good else None)
@@ -56,7 +52,8 @@ def _peer(helper, now: float, mono: float, node_id: str, entry) -> dict:
     handshake = wgpeer.latest_handshake if wgpeer else None
     return {
         **_described(node_id, entry, decision, name, wgpeer.allowed_ips if wgpeer else None),
-        "state": peer_state(now, handshake, absent, wgpeer is not None, entry.error is not None),
+        "state": peer_state(wgpeer is not None and rec.sessions.live(wgpeer), absent, wgpeer is not None,
+                            entry.error is not None),
         "reason": reason,
         "latest_handshake": handshake,
         "rx": wgpeer.rx if wgpeer else 0,
@@ -71,7 +68,7 @@ def build(helper) -> dict:
     if rec.awaited:      # after a restart, until bmx7 has the previous run's nodes again
         peers = helper.previous_peers
     else:
-        peers = [_peer(helper, now, mono, nid, entry) for nid, entry in sorted(rec.table.nodes.items())]
+        peers = [_peer(helper, mono, nid, entry) for nid, entry in sorted(rec.table.nodes.items())]
     return {
         "interface": helper.iface,
         "ifname": cfg.ifname,

@@ -17,7 +17,7 @@ Facts measured with wireguard-tools v1.0.20210914 and wireguard-go 0.0.20220316:
 
 Endpoints and roaming: WireGuard moves a peer's endpoint to the source of its latest
 authenticated packet. While the session is live (handshake younger than
-STALE_HANDSHAKE) the learnt endpoint works, so `plan` leaves it alone instead of
+sessions.STALE_HANDSHAKE) the learnt endpoint works, so `plan` leaves it alone instead of
 fighting roaming every cycle; once the session is stale or the peer has no endpoint,
 the advertised endpoint is written again. A peer that restarts on a new port
 initiates to us, so roaming picks that up without waiting.
@@ -34,14 +34,14 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Container, Iterable, Iterator, Mapping
+from collections.abc import Callable, Container, Iterable, Iterator, Mapping
 
 from .model import DeviceState, PeerSpec, PeerState, cidrs
 from .fsutil import unlink_quietly
+from .sessions import wall_live
 
 USERSPACE_ENV = "WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD"
 SOCKET_DIR = "/var/run/wireguard"
-STALE_HANDSHAKE = 180        # seconds; WireGuard's REJECT_AFTER_TIME
 _NO_KERNEL_MODULE = ("unknown device type", "not supported")
 # `wg show` of a missing link: kernel, no socket, stale socket, no module and no socket
 _NO_DEVICE = ("no such device", "no such file", "connection refused", "protocol not supported")
@@ -300,20 +300,20 @@ def same_endpoint(a: str, b: str) -> bool:
 
 # ---------------------------------------------------------------- planning
 
-def _endpoint_stale(spec: PeerSpec, have: PeerState, now: float) -> bool:
+def _endpoint_stale(spec: PeerSpec, have: PeerState, live: Callable[[PeerState], bool]) -> bool:
     if spec.endpoint is None:
         return False                      # WireGuard cannot unset an endpoint anyway
     if have.endpoint is None:
         return True
     if spec.endpoint == have.endpoint or same_endpoint(spec.endpoint, have.endpoint):
         return False
-    live = have.latest_handshake is not None and now - have.latest_handshake < STALE_HANDSHAKE
-    return not live                       # a live session keeps its roamed endpoint
+    return not live(have)                 # a live session keeps its roamed endpoint
 
 
-def _peer_args(spec: PeerSpec, have: PeerState | None, now: float, canonical: bool = False) -> list[str]:
+def _peer_args(spec: PeerSpec, have: PeerState | None, live: Callable[[PeerState], bool],
+               canonical: bool = False) -> list[str]:
     fields: list[str] = []
-    if have is None or _endpoint_stale(spec, have, now):
+    if have is None or _endpoint_stale(spec, have, live):
         if spec.endpoint is not None:
             fields += ["endpoint", spec.endpoint if canonical and _plain_endpoint(spec.endpoint)
                        else canonical_endpoint(spec.endpoint)]
@@ -339,36 +339,36 @@ def _plain_endpoint(endpoint: str) -> bool:
 
 
 def plan(current: DeviceState | None, desired: dict[str, PeerSpec], owned: Container[str],
-         now: float | None = None, canonical: bool = False) -> list[str]:
+         live: Callable[[PeerState], bool] = wall_live, canonical: bool = False) -> list[str]:
     """Arguments for one `wg set IF ...` turning `current` into `desired`.
 
     Empty when nothing differs. Peers not desired are removed only when in `owned`.
-    `now` (unix seconds) judges whether a peer's session is live, for roaming.
+    `live` judges whether a peer's session is live, for roaming (a running helper passes
+    sessions.Sessions.live: immune to clock steps).
     `canonical`: the caller vouches that desired's allowed-ips and endpoints are the text
     `ipaddress` gives (as policy.py makes them), so new peers skip parsing them again; the
     result is the same.
     """
-    now = time.time() if now is None else now
     have = current.peers if current else {}
     args: list[str] = []
     for key in sorted(have):               # removals first: they free allowed IPs
         if key not in desired and key in owned:
             args += ["peer", key, "remove"]
     for key in sorted(desired):
-        args += _peer_args(desired[key], have.get(key), now, canonical)
+        args += _peer_args(desired[key], have.get(key), live, canonical)
     return args
 
 
 def plan_changed(current: DeviceState | None, desired: dict[str, PeerSpec], owned: Container[str],
-                 keys: Iterable[str], now: float | None = None, canonical: bool = False) -> list[str]:
+                 keys: Iterable[str], live: Callable[[PeerState], bool] = wall_live,
+                 canonical: bool = False) -> list[str]:
     """`plan` looked at only for the public keys in `keys`.
 
     For a caller whose `current` is its own up-to-date model of the device (it applied the
     previous plan and patched `current` accordingly) and that knows which peers it changed
-    since: then this equals `plan(current, desired, owned, now)`, at a cost that does not
+    since: then this equals `plan(current, desired, owned, live)`, at a cost that does not
     grow with the number of peers.
     """
-    now = time.time() if now is None else now
     have = current.peers if current else {}
     keys = sorted(keys)
     args: list[str] = []
@@ -377,7 +377,7 @@ def plan_changed(current: DeviceState | None, desired: dict[str, PeerSpec], owne
             args += ["peer", key, "remove"]
     for key in keys:
         if key in desired:
-            args += _peer_args(desired[key], have.get(key), now, canonical)
+            args += _peer_args(desired[key], have.get(key), live, canonical)
     return args
 
 
