@@ -31,7 +31,7 @@ class SimulatedWg:
         lines = [f"(hidden)\t{key('me')}\t51820\toff"]
         for k, p in self.peers.items():
             lines.append(f"{k}\t(none)\t{p['endpoint'] or '(none)'}\t{','.join(p['ips']) or '(none)'}"
-                         f"\t0\t0\t0\t{p['keepalive'] or 'off'}")
+                         f"\t{p.get('handshake', 0)}\t0\t0\t{p['keepalive'] or 'off'}")
         return parse_dump("\n".join(lines) + "\n", reuse)
 
     def apply(self, ifname, args):
@@ -145,10 +145,10 @@ def test_incremental_steps_leave_wireguard_as_a_full_recompute_would(data):
         assert again.writes == 0 and not again.added and not again.removed
 
 
-def _mesh_of(n: int):
+def _mesh_of(n: int, **clocks):
     cfg = config.parse("wgmesh", {"hold_down": "10"})
     wg = SimulatedWg()
-    rec = Reconciler(cfg, wg)
+    rec = Reconciler(cfg, wg, **clocks)
     own = NodeInfo(ME, "me", originator(ME).primary_ip)
     nodes = [node_id(f"dump{i}") for i in range(n)]
     origs = {ME: originator(ME), **{nid: originator(nid) for nid in nodes}}
@@ -174,6 +174,24 @@ def test_a_dump_read_while_peers_were_written_keeps_the_cache_and_takes_only_cou
 
     rec.take_dump(stale, exact=True)             # taken as the device: the next step repairs it
     assert rec.step(1003.0, own, received, origs).writes == 1
+
+
+def test_a_roamed_endpoint_is_kept_while_its_session_lives_and_replaced_once_stale_across_a_clock_step():
+    """NTP steps the clock back a day: by the wall clock alone a dead session would pass for
+    live for a day, and the peer would keep a roamed endpoint nobody answers on any more."""
+    wall, mono = [1_800_000_000.0], [500.0]
+    rec, wg, own, nodes, origs, received = _mesh_of(1, wall=lambda: wall[0], mono=lambda: mono[0])
+    assert rec.step(1000.0, own, received, origs).writes == 1
+    (peer,) = wg.peers.values()
+    advertised, peer["endpoint"] = peer["endpoint"], "[fd70::99]:40000"   # WireGuard roamed it
+    peer["handshake"] = int(wall[0]) - 10
+    rec.refresh_device()
+    assert rec.step(1001.0, own, received, origs).writes == 0          # live: roaming is left alone
+    wall[0] -= 86400 - 200
+    mono[0] += 200                               # no handshake since: the session went stale
+    rec.refresh_device()
+    assert rec.step(1200.0, own, received, origs).writes == 1
+    assert peer["endpoint"] == advertised
 
 
 def test_an_unchanged_dump_reuses_the_cached_peer_objects():
