@@ -43,11 +43,8 @@ class Sessions:
             if not handshake:
                 continue
             old = known.get(key)
-            if old is not None and old[0] == handshake:
-                seen[key] = old
-            else:
-                age = min(max(wall - handshake, 0.0), STALE_HANDSHAKE)
-                seen[key] = (handshake, mono + STALE_HANDSHAKE - age)
+            seen[key] = old if old is not None and old[0] == handshake else (
+                handshake, _stale_at(handshake, wall, mono))
         self._stale_at = seen
 
     def stale_at(self, peer: PeerState) -> float:
@@ -58,8 +55,7 @@ class Sessions:
         if known is not None and known[0] == peer.latest_handshake:
             return known[1]
         # not in a dump yet (a peer only our cache knows): judged as a dump would judge it now
-        age = min(max(self.wall() - peer.latest_handshake, 0.0), STALE_HANDSHAKE)
-        return self.mono() + STALE_HANDSHAKE - age
+        return _stale_at(peer.latest_handshake, self.wall(), self.mono())
 
     def live(self, peer: PeerState) -> bool:
         return self.mono() < self.stale_at(peer)
@@ -67,3 +63,9 @@ class Sessions:
     def any_live(self) -> bool:
         mono = self.mono()
         return any(mono < until for _, until in self._stale_at.values())
+
+
+def _stale_at(handshake: int, wall: float, mono: float) -> float:
+    """A handshake seen now for the first time: when it goes stale, on the monotonic clock
+    (a stamp ahead of the wall clock counts as new)."""
+    return mono + STALE_HANDSHAKE - min(max(wall - handshake, 0.0), STALE_HANDSHAKE)
