@@ -146,28 +146,35 @@ class Reconciler:
             previous=self.selection, now=now, own_public_key=self.own_public_key,
             proven_keys=self.proven_keys() if proven is None else proven)
 
-    def proven_keys(self) -> dict[str, str]:
+    def proven_keys(self, live: list[PeerState] | None = None) -> dict[str, str]:
         """{public key: nodeId} for keys a node proved it holds: WireGuard has a live session
         with the key (sessions.py) and its endpoint, as WireGuard reported it, is that node's
         primaryIp. WireGuard moves the endpoint to the source of every authenticated packet,
         so only the private key's holder puts its address there, and `plan` never overwrites
         the endpoint of a live session. Read from the last kernel dump, not from the cache
-        `_update_cache` fills with the endpoints we asked for."""
-        node_at = {}
-        if not self.sessions.any_live():
+        `_update_cache` fills with the endpoints we asked for. `live`: those kernel peers
+        with an endpoint and a live session, when the caller has them already."""
+        if live is None:
+            live = self.live_sessions()
+        if not live:
             return {}                          # no live session: nothing to look up
+        node_at = {}
         for node_id, orig in self.known_originators.items():
             ip = self._ip(orig.primary_ip)
             if ip is not None:
                 node_at[ip] = node_id
         proven = {}
-        for key, peer in self.kernel_peers.items():
-            if not peer.endpoint or not self.sessions.live(peer):
-                continue
+        for peer in live:
             node_id = node_at.get(self._ip(_endpoint_host(peer.endpoint)))
             if node_id is not None:
-                proven[key] = node_id
+                proven[peer.public_key] = node_id
         return proven
+
+    def live_sessions(self) -> list[PeerState]:
+        """The last kernel dump's peers with an endpoint and a live session."""
+        if not self.sessions.any_live():
+            return []
+        return [p for p in self.kernel_peers.values() if p.endpoint and self.sessions.live(p)]
 
     def _ip(self, text: str):
         """ipaddress.ip_address(text) or None, remembered: the same few thousand strings
@@ -444,8 +451,8 @@ class _Proofs:
                 rec._ip(o.primary_ip) in self.hosts or o.node_id in self.proven.values()
                 for o in replaced):
             return self.proven
-        proven = rec.proven_keys()
-        live = [p for p in rec.kernel_peers.values() if p.endpoint and sessions.live(p)]
+        live = rec.live_sessions()
+        proven = rec.proven_keys(live)
         self.source = rec.kernel_peers
         self.expires = min((sessions.stale_at(p) for p in live), default=float("inf"))
         self.hosts = {rec._ip(_endpoint_host(p.endpoint)) for p in live}
