@@ -512,3 +512,22 @@ def test_without_inotify_stats_are_compared(steady, monkeypatch):
     first = b.received("wgtun")
     (steady / "sms" / "rcvdSms" / f"{NODE_B}:wgtun").write_bytes(b"changed")
     assert b.received("wgtun") == {**first, NODE_B: b"changed"}
+
+
+def test_changed_since_names_the_changes_after_a_result_and_none_once_forgotten(steady):
+    """The reconciler asks which nodes changed since its last result; the log behind the
+    answer keeps only what a reader has not seen yet, so a lagging reader gets None (compare
+    everything), never a short answer."""
+    b = Bmx7(steady)
+    first = b.received("wgtun")
+    assert b.changed_since(0, "received") == set(first)
+    (steady / "sms" / "rcvdSms" / f"{NODE_B}:wgtun").write_bytes(b"one")
+    second = b.received("wgtun")
+    assert b.changed_since(first.version, "received") == {NODE_B}
+    (steady / "sms" / "rcvdSms" / f"{NODE_C}:wgtun").write_bytes(b"two")
+    third = b.received("wgtun")
+    assert b.changed_since(second.version, "received") == {NODE_C}
+    assert b.changed_since(first.version, "received") is None      # NODE_B's change: forgotten
+    assert b.changed_since(third.version, "received") == set()
+    origs = b.originators()
+    assert b.changed_since(0, "originators") == set(origs)

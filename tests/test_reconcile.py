@@ -307,3 +307,33 @@ def test_a_previous_runs_peer_nobody_named_is_removed_by_key():
     again.await_previous({}, hold=5.0)          # no state file peers: nothing to wait for
     result = again.step(1001.0, own, {n: r for n, r in received.items() if n != plain[0]}, origs)
     assert result.removed == [stale] and stale not in wg.peers
+
+
+def test_two_readers_of_one_bmx7_both_see_every_change(tmp_path, monkeypatch):
+    """bmx7.py forgets the changes its reader has seen; a second reconciler reading the same
+    Bmx7, a step behind the first, must still see the advert that changed in between."""
+    import json
+    from bmx7wg.bmx7 import Bmx7
+
+    monkeypatch.delenv("BMX7WG_NO_INOTIFY", raising=False)
+    rcvd, origs = tmp_path / "sms" / "rcvdSms", tmp_path / "json" / "originators"
+    rcvd.mkdir(parents=True)
+    origs.mkdir(parents=True)
+    nodes = [node_id(f"two{i}") for i in range(3)]
+    for nid in nodes:
+        o = originator(nid)
+        (origs / nid).write_text(json.dumps({"nodeId": nid, "name": o.name, "primaryIp": o.primary_ip,
+                                             "dev": o.dev, "metric": "100M", "hops": 1, "lastRef": 0}))
+        (rcvd / f"{nid}:wgtun").write_bytes(advert.encode(mk_advert(nid)))
+    cfg = config.parse("wgmesh", {})
+    bmx = Bmx7(tmp_path)
+    own = NodeInfo(ME, "me", originator(ME).primary_ip)
+    first, second = Reconciler(cfg, SimulatedWg()), Reconciler(cfg, SimulatedWg())
+    for rec in (first, second):
+        rec.step(1000.0, own, bmx.received("wgtun"), bmx.originators())
+        assert rec.desired[key(nodes[1])].endpoint.endswith(":51820")
+    (rcvd / f"{nodes[1]}:wgtun").write_bytes(advert.encode(mk_advert(nodes[1], port=51999)))
+    for rec in (first, first, second):        # the first reader steps twice, then the second
+        rec.step(1001.0, own, bmx.received("wgtun"), bmx.originators())
+    for rec in (first, second):
+        assert rec.desired[key(nodes[1])].endpoint.endswith(":51999")

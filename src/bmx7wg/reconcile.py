@@ -282,8 +282,10 @@ class Reconciler:
         if source is not None and source is getattr(originators, "source", None):
             seen, self._seen = self._seen, (source, received.version, originators.version)
             if seen is not None and seen[0] is source:      # what bmx7.py read again since
-                return (source.changed_since(seen[1], "received")
-                        | source.changed_since(seen[2], "originators"))
+                received_moved = source.changed_since(seen[1], "received")
+                originators_moved = source.changed_since(seen[2], "originators")
+                if received_moved is not None and originators_moved is not None:
+                    return received_moved | originators_moved
         else:
             self._seen = None
         table, known = self.table.nodes, self.known_originators
