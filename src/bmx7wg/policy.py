@@ -678,7 +678,9 @@ class _Prefix:
     __slots__ = ("offers", "holder", "since")
 
     def __init__(self):
-        self.offers: list[_Offer] = []           # one per node
+        # one per node; a tuple, not a list: most prefixes have one offer, and a list of one
+        # costs 88 bytes against 48
+        self.offers: tuple[_Offer, ...] = ()
         self.holder: _Offer | None = None
         self.since = 0.0                         # holder_since
 
@@ -976,13 +978,13 @@ class _Step:
             key = offer.entry.key
             pol.present[key] = prefix
             pol.plens[key[0]][key[1]] = pol.plens[key[0]].get(key[1], 0) + 1
-        entry.offers.append(offer)
+        entry.offers += (offer,)
         self.dirty_prefixes.add(prefix)
 
     def withdraw(self, offer: _Offer) -> None:
         pol, prefix = self.pol, offer.prefix
         entry = pol.prefixes[prefix]
-        entry.offers.remove(offer)
+        entry.offers = tuple([o for o in entry.offers if o is not offer])
         self.dirty_prefixes.add(prefix)
         self.gone_claims.append((prefix, offer.node_id))
         if not entry.offers:
