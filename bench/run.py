@@ -3,9 +3,9 @@
 For 100 / 1,000 / 5,000 synthetic advertisers (a bmx7 runtime dir written the way bmx7's sms
 and json plugins write it) this prints: cold reconcile time, no-op reconcile time and `wg`
 write count, one-change reconcile time and write count, latency from an rcvdSms file
-appearing to the peer being configured (p50/p95, real helper process), the helper's RSS,
-and the floor measured in the same run: raw `wg syncconf` cold and a single raw `wg set`,
-with helper / raw ratios.
+appearing to the peer being configured (p50/p95, real helper process), the helper's RSS
+(also under a 32-bit python3, as most routers run it: see py32.py), and the floor measured
+in the same run: raw `wg syncconf` cold and a single raw `wg set`, with helper / raw ratios.
 
 The helper runs from bytecode compiled beforehand, as the router package ships it (with
 PYTHONDONTWRITEBYTECODE set, it would otherwise compile every module at each start), under
@@ -40,6 +40,8 @@ sys.path.insert(0, os.path.join(ROOT, "src"))
 from bmx7wg import address, advert, config  # noqa: E402
 from bmx7wg.daemon import STATS_EVERY  # noqa: E402
 from bmx7wg.model import Advert, NodeInfo  # noqa: E402
+
+import py32 as py32mod  # noqa: E402  (bench/, on sys.path as the script's directory)
 
 NS = "bmx7wg-bench"
 ONE_CHANGE_RUNS = 7
@@ -180,18 +182,20 @@ def core_bench(n: int, ifname: str, workdir: str) -> dict:
             "one": one, "one_writes": one_w}
 
 
-def latency_bench(n: int, ifname: str, workdir: str, samples: int) -> dict:
-    """The real helper process: time from an rcvdSms file appearing to its peer being configured."""
-    bdir = os.path.join(workdir, f"lat{n}")
-    conf = os.path.join(workdir, f"conf{n}")
-    rund = os.path.join(workdir, f"run{n}")
+def latency_bench(n: int, ifname: str, workdir: str, samples: int, python: str | None = None,
+                  tag: str = "") -> dict:
+    """The real helper process: time from an rcvdSms file appearing to its peer being configured,
+    and its RSS once steady. `python`: the interpreter to run it with (default: a bare venv)."""
+    bdir = os.path.join(workdir, f"lat{n}{tag}")
+    conf = os.path.join(workdir, f"conf{n}{tag}")
+    rund = os.path.join(workdir, f"run{n}{tag}")
     os.makedirs(conf)
     fake = FakeBmx7Dir(bdir, ipaddress.ip_network("fd77::/16"))
     for i in range(1, n + 1):
         fake.add_node(i)
     with open(os.path.join(conf, "network"), "w") as fh:
         fh.write(f"config interface 'bench'\n\toption proto 'bmx7wg'\n\toption ifname '{ifname}'\n"
-                 f"\toption bmx7_dir '{bdir}'\n\toption key_file '{workdir}/bench{n}.key'\n"
+                 f"\toption bmx7_dir '{bdir}'\n\toption key_file '{workdir}/bench{n}{tag}.key'\n"
                  f"\toption hold_down '600'\n")
     env = dict(helper_env(workdir), WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD="1",
                PATH=f"{workdir}/bin:" + os.environ["PATH"])
@@ -200,7 +204,7 @@ def latency_bench(n: int, ifname: str, workdir: str, samples: int) -> dict:
         fh.write("#!/bin/sh\nexit 0\n")
     os.chmod(f"{workdir}/bin/bmx7", 0o755)
     sh(*in_ns(), "ip", "link", "del", ifname, check=False)
-    proc = subprocess.Popen([router_python(workdir), "-m", "bmx7wg", "--confdir", conf, "--rundir", rund,
+    proc = subprocess.Popen([python or router_python(workdir), "-m", "bmx7wg", "--confdir", conf, "--rundir", rund,
                                        "run", "bench"], env=env, stderr=subprocess.PIPE, text=True)
     started = time.perf_counter()
     added: dict[str, float] = {}
@@ -308,6 +312,8 @@ def main() -> int:
     try:
         bare = bare_rss_mb(workdir, router_python(workdir))
         bare_here = bare_rss_mb(workdir, sys.executable)
+        py32, no_py32 = py32mod.interpreter()
+        bare32 = bare_rss_mb(workdir, py32) if py32 else None
         for n in (int(s) for s in args.sizes.split(",")):
             raw_cold, raw_one = raw_floor(n, "wgbraw0")
             core = core_bench(n, "wgbcore0", workdir)
@@ -325,6 +331,12 @@ def main() -> int:
                   flush=True)
             print(f"         RSS floor {floor:.1f} MB (the helper's imports + each peer's data held once)  "
                   f"ratio {lat['rss_mb']/floor:5.2f}", flush=True)
+            if py32:
+                lat["rss32"] = latency_bench(n, "wgblat0", workdir, 0, py32, tag="-32")
+                floor32 = rss_floor_mb(n, workdir, py32)
+                print(f"         32-bit python3: helper RSS {lat['rss32']['rss_mb']:.1f} MB, peak "
+                      f"{lat['rss32']['peak_mb']:.1f} MB (bare {bare32:.1f} MB)  floor {floor32:.1f} MB  "
+                      f"ratio {lat['rss32']['rss_mb']/floor32:5.2f}", flush=True)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     if len(rows) >= 2:
@@ -332,6 +344,13 @@ def main() -> int:
         per = (lat2["rss_mb"] - lat1["rss_mb"]) * 1024 / (n2 - n1)
         print(f"\nRSS = {lat2['rss_mb'] - per * n2 / 1024:.1f} MB + {per:.2f} KB per advertiser "
               f"(from N={n1} and N={n2}; bare python3 {bare:.1f} MB)")
+        if py32:
+            a, b = lat1["rss32"]["rss_mb"], lat2["rss32"]["rss_mb"]
+            per32 = (b - a) * 1024 / (n2 - n1)
+            print(f"32-bit: RSS = {b - per32 * n2 / 1024:.1f} MB + {per32:.2f} KB per advertiser "
+                  f"(bare python3 {bare32:.1f} MB)")
+    if not py32:
+        print(f"\n32-bit RSS not measured: {no_py32}")
     print("\ntargets: no-op 0 writes; one change 1 write; cold and one-change ratio <= 2; "
           "event->peer p95 <= 50 ms; RSS <= 20 MB")
     return 0
