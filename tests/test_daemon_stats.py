@@ -4,24 +4,21 @@ shutdown, and how peers added and removed are reported."""
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import time
 import types
 
-from bmx7wg import daemon, state, wg
+from bmx7wg import daemon, spawn, state, wg
 from bmx7wg.model import NodeInfo
 from bmx7wg.reconcile import StepResult
 
 
-def test_output_read_in_chunks_then_parsed():
+def test_output_read_in_chunks_then_parsed(tmp_path):
     dump = "priv\tPUB=\t51820\toff\n" + "".join(
         f"K{i:042d}=\t(none)\t[fd70::{i:x}]:51820\tfd77::{i:x}/128\t0\t0\t0\toff\n" for i in range(1, 3000))
-    proc = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdout.write(sys.stdin.read())"],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    proc.stdin.write(dump.encode())
-    proc.stdin.close()
-    read = daemon._StatsRead(proc, writes=7)
+    (tmp_path / "dump").write_text(dump)
+    with open(tmp_path / "dump", "rb") as fh:
+        child = spawn.Child(["cat"], stdin_fd=fh.fileno())
+    read = daemon._StatsRead(child, writes=7)
     while read.read():
         pass
     assert len(read.chunks) > 1                      # bigger than one read: several chunks joined
@@ -34,13 +31,14 @@ def test_output_read_in_chunks_then_parsed():
 
 
 def test_a_dump_that_never_answers_is_overdue_and_killed(monkeypatch):
-    proc = subprocess.Popen(["sleep", "60"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    read = daemon._StatsRead(proc, writes=0)
+    child = spawn.Child(["sleep", "60"])
+    read = daemon._StatsRead(child, writes=0)
     assert not read.overdue()
     monkeypatch.setattr(daemon, "STATS_TIMEOUT", -1.0)
     assert read.overdue()
     read.close()
-    assert proc.poll() is not None                   # killed and reaped
+    assert child.returncode == -9                    # killed and reaped
+    assert child.stdout_fd is child.stderr_fd is None
 
 
 def test_shutdown_writes_the_state_file_without_waiting_for_a_stuck_writer(tmp_path):

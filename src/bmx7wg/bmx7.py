@@ -21,13 +21,12 @@ import os
 import re
 import socket
 import struct
-import subprocess
 import sys
 import time
 import weakref
 from collections.abc import Sequence
 
-from . import watch
+from . import spawn, watch
 from .address import is_node_id
 from .fsutil import unlink_quietly
 from .model import NodeInfo, Originator
@@ -385,9 +384,8 @@ class Bmx7:
     def _control(self, command: str) -> bool:
         argv = [*self.bmx7_cmd, f"runtimeDir={self.runtime_dir}", "-c", command]
         try:
-            proc = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True,
-                                  timeout=self.timeout)
-        except (OSError, subprocess.SubprocessError) as e:
+            proc = spawn.run(argv, timeout=self.timeout)
+        except (OSError, spawn.Timeout) as e:
             log.warning("bmx7 -c %s: %s", command, e)
             return False
         if proc.returncode != 0:

@@ -478,9 +478,9 @@ class Helper:
 class _StatsRead:
     """A `wg show dump` running beside the event loop, and what it printed so far."""
 
-    def __init__(self, proc, writes: int):
-        self.proc = proc
-        self.fd = proc.stdout.fileno()
+    def __init__(self, child, writes: int):
+        self.child = child              # a spawn.Child
+        self.fd = child.stdout_fd
         self.writes = writes            # backend.writes when it started
         self.chunks: list[bytes] = []
         self.started = time.monotonic()
@@ -497,17 +497,13 @@ class _StatsRead:
 
     def finish(self, backend, ifname: str, reuse=None):
         """`reuse`: as for wg.parse_dump."""
-        self.proc.wait()
-        err = self.proc.stderr.read().decode(errors="replace")
+        returncode = self.child.wait()
+        err = self.child.read_stderr().decode(errors="replace")
         self.close()
-        return backend.dumped(ifname, self.proc.returncode, b"".join(self.chunks).decode(), err, reuse)
+        return backend.dumped(ifname, returncode, b"".join(self.chunks).decode(), err, reuse)
 
     def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-        self.proc.stdout.close()
-        self.proc.stderr.close()
+        self.child.close()
 
 
 def _connect_ubus(rundir: str):

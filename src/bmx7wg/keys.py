@@ -7,7 +7,7 @@ never kept in a Python object longer than needed to write it, never logged or re
 from __future__ import annotations
 
 import os
-import subprocess
+from . import spawn
 from .record import record
 
 from .config import KEY_RE, IfaceConfig
@@ -25,11 +25,13 @@ class KeyPair:
 
 def _wg(args: list[str], stdin: bytes | None = None) -> bytes:
     try:
-        out = subprocess.run(["wg", *args], input=stdin, capture_output=True, check=True, timeout=10)
+        out = spawn.run(["wg", *args], input=stdin, timeout=10)
     except FileNotFoundError:
         raise KeyStoreError("'wg' not found: install wireguard-tools") from None
-    except subprocess.CalledProcessError as exc:
-        raise KeyStoreError(f"wg {args[0]} failed: {exc.stderr.decode(errors='replace').strip()}") from None
+    except spawn.Timeout:
+        raise KeyStoreError(f"wg {args[0]} failed: no answer after 10 s") from None
+    if out.returncode != 0:
+        raise KeyStoreError(f"wg {args[0]} failed: {out.stderr.decode(errors='replace').strip()}")
     return out.stdout.strip()
 
 

@@ -26,8 +26,8 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import subprocess
 
+from . import spawn
 from .config import BMX7_PREFIX
 from .log import log
 
@@ -206,10 +206,9 @@ def call(obj: str, method: str, data: dict) -> bool:
         _once("no-ubus", "ubus not available: cannot send %s %s (further ones not logged)", obj, method)
         return False
     try:
-        proc = subprocess.run([cli, "-t", str(UBUS_TIMEOUT), "call", obj, method,
-                               json.dumps(data, separators=(",", ":"))],
-                              capture_output=True, text=True, timeout=UBUS_TIMEOUT + 5)
-    except (OSError, subprocess.TimeoutExpired) as exc:
+        proc = spawn.run([cli, "-t", str(UBUS_TIMEOUT), "call", obj, method,
+                          json.dumps(data, separators=(",", ":"))], text=True, timeout=UBUS_TIMEOUT + 5)
+    except (OSError, spawn.Timeout) as exc:
         log.warning("ubus call %s %s: %s", obj, method, exc)
         return False
     if proc.returncode != 0:

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import subprocess
 from collections.abc import Iterable
+from . import spawn
 from .record import record
 
 RT_PROTO = 77                 # unassigned in /etc/iproute2/rt_protos; marks our routes
@@ -37,7 +37,7 @@ def _ip(ip: str, args: list[str], ifname: str, what: str, stdin: str | None = No
         empty_if: str | None = None) -> str:
     """Run ip; stdout, or "" when stderr contains `empty_if` (e.g. a table not made yet)."""
     try:
-        proc = subprocess.run([ip, *args], input=stdin, capture_output=True, text=True)
+        proc = spawn.run([ip, *args], input=None if stdin is None else stdin.encode(), text=True)
     except FileNotFoundError:
         raise RouteError(f"{ifname}: command not found: {ip}") from None
     if proc.returncode != 0:

@@ -31,13 +31,13 @@ import json
 import os
 import signal
 import socket
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Container, Iterable, Iterator, Mapping
 
 from .model import DeviceState, PeerSpec, PeerState, cidrs
 from .fsutil import unlink_quietly
+from . import spawn
 from .sessions import wall_live
 
 USERSPACE_ENV = "WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD"
@@ -56,10 +56,10 @@ def _last_line(text: str) -> str:
     return lines[-1] if lines else "failed"
 
 
-def _run(argv: list[str], *, check: bool = True, what: str = "",
-         **kwargs) -> subprocess.CompletedProcess:
+def _run(argv: list[str], *, check: bool = True, what: str = "", stdin=None,
+         env: dict | None = None) -> spawn.Result:
     try:
-        proc = subprocess.run(argv, capture_output=True, text=True, **kwargs)
+        proc = spawn.run(argv, stdin_fd=None if stdin is None else stdin.fileno(), env=env, text=True)
     except FileNotFoundError:
         raise WgError(f"{what or argv[0]}: command not found: {argv[0]}") from None
     if check and proc.returncode != 0:
@@ -465,12 +465,11 @@ class Backend:
         proc = _run([self.wg, "show", ifname, "dump"], check=False)
         return self.dumped(ifname, proc.returncode, proc.stdout, proc.stderr, reuse)
 
-    def start_dump(self, ifname: str) -> subprocess.Popen:
+    def start_dump(self, ifname: str) -> spawn.Child:
         """`wg show IF dump` left running: the caller reads its stdout as it comes (a
         5,000-peer dump takes ~30 ms) and hands the result to `dumped`."""
         try:
-            return subprocess.Popen([self.wg, "show", ifname, "dump"], stdin=subprocess.DEVNULL,
-                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            return spawn.Child([self.wg, "show", ifname, "dump"])
         except FileNotFoundError:
             raise WgError(f"{self.wg}: command not found: {self.wg}") from None
 

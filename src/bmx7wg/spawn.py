@@ -1,0 +1,181 @@
+"""Child processes (`wg`, `ip`, `bmx7`, `ubus`) without the subprocess module.
+
+subprocess brings threading, locale and contextlib along: 0.6 MB of the helper's RSS on a
+64-bit router, 0.45 MB on a 32-bit one, for two call shapes: run to completion with the
+output captured (fed stdin, or with a timeout), and start one whose stdout the event loop
+reads (the periodic stats dump). posix_spawn does both.
+
+What subprocess did that this keeps: stdin is /dev/null unless given, SIGPIPE and SIGXFSZ
+are default again in the child (Python ignores them), and no descriptor but 0-2 reaches the
+child (close_fds): the helper's own are close-on-exec, and any other one a library left
+inheritable is closed in the child (wireguard-go outlives the helper: it must not keep a
+ubus socket open).
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import signal
+import time
+
+_DEFAULT_SIGNALS = (signal.SIGPIPE, signal.SIGXFSZ)
+
+
+class Timeout(Exception):
+    """The child ran longer than its timeout and was killed."""
+
+
+class Result:
+    __slots__ = ("returncode", "stdout", "stderr")
+
+    def __init__(self, returncode: int, stdout, stderr):
+        self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
+
+
+def run(argv: list[str], *, input: bytes | None = None, stdin_fd: int | None = None,
+        timeout: float | None = None, env: dict | None = None, text: bool = False) -> Result:
+    """Run argv to completion; its output as bytes, or as str with `text`. Raises OSError
+    when it cannot start (FileNotFoundError when the command is missing, E2BIG when the
+    argv is too long) and Timeout after `timeout` seconds."""
+    child = Child(argv, input=input, stdin_fd=stdin_fd, env=env)
+    try:
+        out, err = child.communicate(timeout)
+    finally:
+        child.close()
+    if text:
+        out, err = out.decode(errors="replace"), err.decode(errors="replace")
+    return Result(child.returncode, out, err)
+
+
+class Child:
+    """A started child with its stdout and stderr on pipes (`stdout_fd`, `stderr_fd`)."""
+
+    def __init__(self, argv: list[str], *, input: bytes | None = None, stdin_fd: int | None = None,
+                 env: dict | None = None):
+        self.argv, self.returncode, self._input = argv, None, input
+        self.stdin_fd = None
+        opened = []
+        try:
+            if input is not None:
+                child_in, self.stdin_fd = os.pipe()
+                opened.append(child_in)
+            elif stdin_fd is not None:
+                child_in = stdin_fd
+            else:
+                child_in = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+                opened.append(child_in)
+            self.stdout_fd, child_out = os.pipe()
+            opened.append(child_out)
+            self.stderr_fd, child_err = os.pipe()
+            opened.append(child_err)
+            actions = [(os.POSIX_SPAWN_DUP2, child_in, 0), (os.POSIX_SPAWN_DUP2, child_out, 1),
+                       (os.POSIX_SPAWN_DUP2, child_err, 2)]
+            actions += [(os.POSIX_SPAWN_CLOSE, fd) for fd in _inheritable()]
+            self.pid = os.posix_spawnp(argv[0], argv, os.environ if env is None else env,
+                                       file_actions=actions, setsigdef=_DEFAULT_SIGNALS)
+        except BaseException:
+            for fd in (self.stdin_fd, getattr(self, "stdout_fd", None), getattr(self, "stderr_fd", None)):
+                if fd is not None:
+                    os.close(fd)
+            self.stdin_fd = self.stdout_fd = self.stderr_fd = None
+            raise
+        finally:
+            for fd in opened:
+                os.close(fd)
+
+    def communicate(self, timeout: float | None = None) -> tuple[bytes, bytes]:
+        """Feed the input, read both outputs to their end, wait: (stdout, stderr)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        chunks = {self.stdout_fd: [], self.stderr_fd: []}
+        poller = select.poll()
+        for fd in chunks:
+            poller.register(fd, select.POLLIN)
+        pending = memoryview(self._input or b"")
+        if self.stdin_fd is not None:
+            if pending:
+                poller.register(self.stdin_fd, select.POLLOUT)
+            else:
+                self._close_stdin()
+        open_fds = len(chunks) + (self.stdin_fd is not None)
+        while open_fds:
+            wait = None if deadline is None else deadline - time.monotonic()
+            if wait is not None and wait <= 0:
+                self.kill()
+                raise Timeout(f"{self.argv[0]}: no answer after {timeout:g} s")
+            ready = poller.poll(None if wait is None else int(wait * 1000) + 1)
+            for fd, _event in ready:
+                if fd == self.stdin_fd:
+                    try:
+                        pending = pending[os.write(fd, pending[:65536]):]
+                    except BrokenPipeError:
+                        pending = pending[:0]
+                    if not pending:
+                        poller.unregister(fd)
+                        self._close_stdin()
+                        open_fds -= 1
+                    continue
+                data = os.read(fd, 65536)
+                if data:
+                    chunks[fd].append(data)
+                else:
+                    poller.unregister(fd)
+                    open_fds -= 1
+        self.wait()
+        return b"".join(chunks[self.stdout_fd]), b"".join(chunks[self.stderr_fd])
+
+    def wait(self) -> int:
+        if self.returncode is None:
+            _, status = os.waitpid(self.pid, 0)
+            self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def kill(self) -> None:
+        if self.poll() is None:
+            try:
+                os.kill(self.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.wait()
+
+    def read_stderr(self) -> bytes:
+        """What is left on stderr (after the child ended)."""
+        chunks = []
+        while chunk := os.read(self.stderr_fd, 65536):
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def _close_stdin(self) -> None:
+        if self.stdin_fd is not None:
+            os.close(self.stdin_fd)
+            self.stdin_fd = None
+
+    def close(self) -> None:
+        """Kill it if still running, and close the pipes."""
+        self.kill()
+        self._close_stdin()
+        for name in ("stdout_fd", "stderr_fd"):
+            fd = getattr(self, name)
+            if fd is not None:
+                os.close(fd)
+                setattr(self, name, None)
+
+
+def _inheritable() -> list[int]:
+    """Descriptors above 2 that a child would inherit."""
+    found = []
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        try:
+            if fd > 2 and os.get_inheritable(fd):
+                found.append(fd)
+        except OSError:              # the listing's own descriptor, closed by now
+            pass
+    return found
