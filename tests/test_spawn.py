@@ -74,3 +74,13 @@ def test_a_started_child_read_by_the_caller():
     assert out == b"out\n" and child.wait() == 0 and child.read_stderr() == b"err\n"
     child.close()
     assert child.stdout_fd is None and child.stderr_fd is None
+
+
+def test_without_proc_a_missing_command_is_still_told_apart(monkeypatch):
+    """_inheritable reads /proc/self/fd; without /proc the child still starts."""
+    real = os.listdir
+    monkeypatch.setattr(os, "listdir", lambda p: (_ for _ in ()).throw(FileNotFoundError(p))
+                        if p == "/proc/self/fd" else real(p))
+    assert spawn.run(["echo", "hi"]).stdout == b"hi\n"
+    with pytest.raises(FileNotFoundError):
+        spawn.run(["no-such-command-bmx7wg"])

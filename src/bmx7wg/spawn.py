@@ -169,9 +169,14 @@ class Child:
 
 
 def _inheritable() -> list[int]:
-    """Descriptors above 2 that a child would inherit."""
+    """Descriptors above 2 that a child would inherit (none known without /proc: the
+    helper's own are close-on-exec anyway)."""
+    try:
+        names = os.listdir("/proc/self/fd")
+    except OSError:
+        return []
     found = []
-    for name in os.listdir("/proc/self/fd"):
+    for name in names:
         fd = int(name)
         try:
             if fd > 2 and os.get_inheritable(fd):
