@@ -50,6 +50,13 @@ def test_a_timeout_kills_the_child_and_leaves_no_descriptor():
     assert set(os.listdir("/proc/self/fd")) <= before
 
 
+def test_a_timeout_holds_for_a_child_that_closed_its_outputs():
+    began = time.monotonic()
+    with pytest.raises(spawn.Timeout):
+        spawn.run(["sh", "-c", "exec >&- 2>&-; sleep 30"], timeout=0.3)
+    assert time.monotonic() - began < 5
+
+
 def test_the_child_gets_sigpipe_back_and_none_of_the_helpers_descriptors(tmp_path):
     # Python ignores SIGPIPE; a child left so would spin on EPIPE instead of dying
     ignored = spawn.run(["grep", "SigIgn", "/proc/self/status"], text=True).stdout.split()[1]

@@ -101,8 +101,7 @@ class Child:
         while open_fds:
             wait = None if deadline is None else deadline - time.monotonic()
             if wait is not None and wait <= 0:
-                self.kill()
-                raise Timeout(f"{self.argv[0]}: no answer after {timeout:g} s")
+                self._time_out(timeout)
             ready = poller.poll(None if wait is None else int(wait * 1000) + 1)
             for fd, _event in ready:
                 if fd == self.stdin_fd:
@@ -121,8 +120,16 @@ class Child:
                 else:
                     poller.unregister(fd)
                     open_fds -= 1
+        while deadline is not None and self.poll() is None:   # outputs closed, still running
+            if time.monotonic() >= deadline:
+                self._time_out(timeout)
+            time.sleep(0.005)
         self.wait()
         return b"".join(chunks[self.stdout_fd]), b"".join(chunks[self.stderr_fd])
+
+    def _time_out(self, timeout: float):
+        self.kill()
+        raise Timeout(f"{self.argv[0]}: no answer after {timeout:g} s")
 
     def wait(self) -> int:
         if self.returncode is None:
