@@ -297,6 +297,7 @@ def main() -> int:
         print("bench: needs root (network namespace + WireGuard)", file=sys.stderr)
         return 2
     if os.environ.get("BMX7WG_BENCH_NS") != NS:
+        py32mod.interpreter()        # fetched here: the bench's namespace has no way out
         sh("ip", "netns", "del", NS, check=False)
         sh("ip", "netns", "add", NS)
         try:
