@@ -34,7 +34,7 @@ def interpreter(cache: str | None = None) -> tuple[str | None, str]:
     try:
         _fetch(cache)
     except (OSError, subprocess.CalledProcessError) as exc:
-        return None, f"no 32-bit python3 ({_first_line(exc)})"
+        return None, f"no 32-bit python3 ({_last_line(getattr(exc, 'stderr', None) or exc)})"
     root = os.path.join(cache, "root")
     with open(wrapper + ".tmp", "w") as fh:
         fh.write("#!/bin/sh\n"
@@ -46,7 +46,7 @@ def interpreter(cache: str | None = None) -> tuple[str | None, str]:
     check = subprocess.run([wrapper + ".tmp", "-c", "import struct; print(struct.calcsize('P'))"],
                            capture_output=True, text=True)
     if check.returncode or check.stdout.strip() != "4":
-        return None, f"the i386 python3 does not run here ({_first_line(check.stderr) or check.stdout})"
+        return None, f"the i386 python3 does not run here ({_last_line(check.stderr or check.stdout)})"
     # Debian compiles the standard library at install time; unpacked, it has no bytecode
     subprocess.run([wrapper + ".tmp", "-m", "compileall", "-q", os.path.join(root, "usr", "lib", "python3.11")],
                    capture_output=True)
@@ -71,12 +71,12 @@ def _fetch(cache: str) -> None:
         subprocess.run(["dpkg-deb", "-x", deb, root], check=True, capture_output=True)
 
 
-def _first_line(exc) -> str:
-    text = getattr(exc, "stderr", None) or str(exc)
+def _last_line(text) -> str:
+    """The last non-blank line of an error's output (apt-get and python3 end on the reason)."""
     if isinstance(text, bytes):
         text = text.decode(errors="replace")
-    lines = [line for line in str(text).splitlines() if line.strip()]
-    return lines[-1].strip() if lines else type(exc).__name__
+    lines = [line.strip() for line in str(text).splitlines() if line.strip()]
+    return lines[-1] if lines else "failed"
 
 
 if __name__ == "__main__":

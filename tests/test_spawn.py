@@ -34,8 +34,10 @@ def test_text_env_and_a_signal_exit():
 
 
 def test_a_missing_command_and_an_argv_beyond_the_kernel_limit_raise_oserror():
+    before = set(os.listdir("/proc/self/fd"))
     with pytest.raises(FileNotFoundError):
         spawn.run(["no-such-command-bmx7wg"])
+    assert set(os.listdir("/proc/self/fd")) <= before       # no pipe left open
     with pytest.raises(OSError) as exc:
         spawn.run(["true", "x" * (1 << 21)])            # one argument over MAX_ARG_STRLEN
     assert exc.value.errno == errno.E2BIG

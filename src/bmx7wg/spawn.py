@@ -54,8 +54,8 @@ class Child:
     def __init__(self, argv: list[str], *, input: bytes | None = None, stdin_fd: int | None = None,
                  env: dict | None = None):
         self.argv, self.returncode, self._input = argv, None, input
-        self.stdin_fd = None
-        opened = []
+        self.stdin_fd = self.stdout_fd = self.stderr_fd = None     # this end of the pipes
+        opened = []                                                 # the child's ends
         try:
             if input is not None:
                 child_in, self.stdin_fd = os.pipe()
@@ -75,10 +75,7 @@ class Child:
             self.pid = os.posix_spawnp(argv[0], argv, os.environ if env is None else env,
                                        file_actions=actions, setsigdef=_DEFAULT_SIGNALS)
         except BaseException:
-            for fd in (self.stdin_fd, getattr(self, "stdout_fd", None), getattr(self, "stderr_fd", None)):
-                if fd is not None:
-                    os.close(fd)
-            self.stdin_fd = self.stdout_fd = self.stderr_fd = None
+            self._close_pipes()
             raise
         finally:
             for fd in opened:
@@ -164,15 +161,17 @@ class Child:
             os.close(self.stdin_fd)
             self.stdin_fd = None
 
-    def close(self) -> None:
-        """Kill it if still running, and close the pipes."""
-        self.kill()
-        self._close_stdin()
-        for name in ("stdout_fd", "stderr_fd"):
+    def _close_pipes(self) -> None:
+        for name in ("stdin_fd", "stdout_fd", "stderr_fd"):
             fd = getattr(self, name)
             if fd is not None:
                 os.close(fd)
                 setattr(self, name, None)
+
+    def close(self) -> None:
+        """Kill it if still running, and close the pipes."""
+        self.kill()
+        self._close_pipes()
 
 
 def _inheritable() -> list[int]:
