@@ -253,7 +253,7 @@ def helper_env(workdir: str) -> dict:
     """PYTHONPATH to the sources, their bytecode brought up to date in src/bmx7wg/__pycache__
     (git-ignored; compileall writes it even where imports may not)."""
     env = dict(os.environ, PYTHONPATH=os.path.join(ROOT, "src"))
-    subprocess.run([sys.executable, "-m", "compileall", "-q", os.path.join(ROOT, "src", "bmx7wg")],
+    subprocess.run([sys.executable, "-m", "compileall", "-q", "-f", os.path.join(ROOT, "src", "bmx7wg")],
                    env=env, check=True, capture_output=True)
     return env
 

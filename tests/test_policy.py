@@ -174,7 +174,10 @@ def test_bad_version_and_oversized_adverts_from_decode():
     (Advert(public_key="not-a-key", port=PORT), "bad key: not a WireGuard public key"),
     (Advert(public_key="A" * 43 + "=", port=PORT), "bad key: not a WireGuard public key"),
     (Advert(public_key=key("x"), port=0), "bad port 0"),
-    (Advert(public_key=key("x"), port=PORT, networks=("10.0.0.0/8",)), "malformed advert"),
+    # entries are canonical CIDR text (model.Advert): anything else is malformed
+    (Advert(public_key=key("x"), port=PORT, networks=("10.0.0.1/8",)), "malformed advert"),
+    (Advert(public_key=key("x"), port=PORT, networks=("bogus",)), "malformed advert"),
+    (Advert(public_key=key("x"), port=PORT, addresses=(42,)), "malformed advert"),
     ("garbage", "malformed advert"),
 ])
 def test_malformed_advert_objects(bad, reason):

@@ -39,6 +39,7 @@ import sys
 import ipaddress
 from collections.abc import Iterable
 
+from . import cidr
 from .model import Advert, IPNetwork
 
 MAGIC = b"\xb7\x77"
@@ -191,7 +192,7 @@ def decode(data: bytes) -> Advert:
         raise AdvertError(f"unsupported advert version {major}.{minor}")
 
     key = port = None
-    lists: dict[int, list[IPNetwork]] = {T_ADDRESSES: [], T_NETWORKS: []}
+    lists: dict[int, list[str]] = {T_ADDRESSES: [], T_NETWORKS: []}
     pos = HEADER_SIZE
     while pos < len(data):
         if len(data) - pos < 2:
@@ -237,7 +238,7 @@ def _b64(raw: bytes) -> str:
     return binascii.b2a_base64(raw, newline=False).decode()
 
 
-def _append_entries(out: list[IPNetwork], value: bytes, name: str) -> None:
+def _append_entries(out: list[str], value: bytes, name: str) -> None:
     i = 0
     while i < len(value):
         tag = value[i]
@@ -245,29 +246,20 @@ def _append_entries(out: list[IPNetwork], value: bytes, name: str) -> None:
         if tag > _MAX_TAG:
             raise AdvertError(f"bad prefix tag {tag} in {name} field")
         if tag >= _IPV4_TAG_BASE:
-            plen, size, net_cls, addr_cls = tag - _IPV4_TAG_BASE, 4, \
-                ipaddress.IPv4Network, ipaddress.IPv4Address
+            plen, size, version = tag - _IPV4_TAG_BASE, 4, 4
         else:
-            plen, size, net_cls, addr_cls = tag, 16, ipaddress.IPv6Network, ipaddress.IPv6Address
+            plen, size, version = tag, 16, 6
         nbytes = (plen + 7) // 8
         raw = value[i:i + nbytes]
         if len(raw) < nbytes:
             raise AdvertError(f"truncated {name} field")
         i += nbytes
         addr = int.from_bytes(raw + bytes(size - nbytes), "big")
-        try:
-            net = net_cls((addr, plen))
-        except ValueError:
-            raise AdvertError(f"{name} {addr_cls(addr)}/{plen} has host bits set") from None
-        if name == "address" and plen != net.max_prefixlen:
-            raise AdvertError(f"address {net} is not a host prefix (/32 or /128)")
-        if net in out:
-            raise AdvertError(f"duplicate {name} {net}")
-        # ipaddress gives every /32 and /128 its own `hosts` closure (200 B); nothing here calls
-        # hosts(), and without it an advertiser's host address costs half as much. `del`, not
-        # __dict__.pop: touching __dict__ builds a dict the attributes otherwise live without.
-        try:
-            del net.hosts
-        except AttributeError:
-            pass
-        out.append(net)
+        text = cidr.net_text(version, addr, plen)
+        if addr & ((1 << (size * 8 - plen)) - 1):
+            raise AdvertError(f"{name} {text} has host bits set")
+        if name == "address" and plen != size * 8:
+            raise AdvertError(f"address {text} is not a host prefix (/32 or /128)")
+        if text in out:                    # canonical text: equal exactly for equal networks
+            raise AdvertError(f"duplicate {name} {text}")
+        out.append(text)

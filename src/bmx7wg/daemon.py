@@ -500,7 +500,10 @@ class _StatsRead:
         returncode = self.child.wait()
         err = self.child.read_stderr().decode(errors="replace")
         self.close()
-        return backend.dumped(ifname, returncode, b"".join(self.chunks).decode(), err, reuse)
+        # the chunks go with this call, not with this object: the caller trims the heap
+        # next, while the object is still alive
+        data, self.chunks = b"".join(self.chunks), []
+        return backend.dumped(ifname, returncode, data.decode(), err, reuse)
 
     def close(self) -> None:
         self.child.close()

@@ -16,9 +16,20 @@ class Advert:
 
     public_key: str                      # base64, 44 chars (32 bytes)
     port: int                            # UDP port WireGuard really listens on
-    addresses: tuple[IPNetwork, ...] = ()   # tunnel addresses, host prefixes (/128, /32)
-    networks: tuple[IPNetwork, ...] = ()    # networks offered through the tunnel
+    addresses: tuple[str, ...] = ()      # tunnel addresses, host prefixes (/128, /32)
+    networks: tuple[str, ...] = ()       # networks offered through the tunnel
     version: int = 1
+
+    def __post_init__(self):
+        # Entries are canonical CIDR text (see cidr.py: the one string an entry costs);
+        # ipaddress networks given are turned into it, anything else is left for the
+        # policy to reject.
+        for name in ("addresses", "networks"):
+            items = getattr(self, name)
+            if not all(type(i) is str for i in items):
+                object.__setattr__(self, name, tuple(
+                    str(i) if isinstance(i, (ipaddress.IPv4Network, ipaddress.IPv6Network)) else i
+                    for i in items))
 
 
 @record(frozen=True, slots=True)

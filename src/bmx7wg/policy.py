@@ -24,7 +24,7 @@ import socket
 from collections.abc import Mapping
 from .record import record, field
 
-from . import address
+from . import address, cidr
 from .config import BMX7_PREFIX, DEFAULT_AUTO_PREFIX, KEY_RE, ConfigError
 from .model import Advert, IPNetwork, Originator
 
@@ -229,7 +229,6 @@ class Route:
     network: str
     table: int | None = None
     metric: int | None = None
-    net: IPNetwork | None = field(default=None, compare=False, repr=False)   # `network` parsed
 
 
 @record(frozen=True, slots=True)
@@ -500,46 +499,12 @@ def _parse_ip(text) -> tuple:
                 value = int.from_bytes(socket.inet_pton(family, text), "big")
             except (OSError, ValueError):
                 continue
-            canonical = _ip_text(version, value)
+            canonical = cidr.ip_text(version, value)
             # the caller's string when it is already canonical (bmx7 writes it so): no
             # second copy of every primaryIp held for the rest of the call
             return version, value, text if canonical == text else canonical
     ip = _ip_or_none(text)
     return () if ip is None else (ip.version, int(ip), str(ip))
-
-
-def _ip_text(version: int, value: int) -> str:
-    """str() of the ipaddress object, without building it (see _FAST_TEXT)."""
-    if version == 4:
-        return "%d.%d.%d.%d" % (value >> 24, value >> 16 & 255, value >> 8 & 255, value & 255)
-    if not _FAST_TEXT or value >> 32 == 0xFFFF:   # IPv4-mapped: Python versions print it apart
-        return str(ipaddress.IPv6Address(value))
-    groups = (value >> 112, value >> 96 & 0xFFFF, value >> 80 & 0xFFFF, value >> 64 & 0xFFFF,
-              value >> 48 & 0xFFFF, value >> 32 & 0xFFFF, value >> 16 & 0xFFFF, value & 0xFFFF)
-    best = best_len = run = 0
-    for i, group in enumerate(groups):           # the longest run of zero groups, first on ties
-        if group:
-            run = 0
-        else:
-            run += 1
-            if run > best_len:
-                best, best_len = i - run + 1, run
-    if best_len < 2:
-        return "%x:%x:%x:%x:%x:%x:%x:%x" % groups
-    return (":".join(["%x" % g for g in groups[:best]]) + "::"
-            + ":".join(["%x" % g for g in groups[best + best_len:]]))
-
-
-def _net_text(net: IPNetwork, span: tuple) -> str:
-    """str(net)."""
-    return f"{_ip_text(span[0], span[1])}/{net.prefixlen}"
-
-
-_FAST_TEXT = True
-_FAST_TEXT = all(_ip_text(6, v) == str(ipaddress.IPv6Address(v)) for v in (   # this Python agrees
-    0, 1, 1 << 127, 0xFD770000000000000000000000000001, 0x20010DB8000000010000000000000000,
-    0x00010000000000000000000000000001, 0xFD77000000010000000000010000FFFF,
-    0xFFFF0000FFFF0000FFFF0000FFFF0000, (1 << 128) - 1))
 
 
 def _standing(orig: Originator | None) -> tuple | None:
@@ -551,8 +516,8 @@ class _Node:
     """One advertiser: admission and entry checks, kept while its inputs stay the same."""
 
     __slots__ = ("node_id", "advert_in", "orig_in", "status", "reason", "endpoint",
-                 "score_metric", "judged", "judged_advert", "judged_name", "key", "key_reason",
-                 "offers")
+                 "score_metric", "_judged", "judged_advert", "judged_name", "key", "key_reason",
+                 "_offers")
 
     def __init__(self, node_id: str):
         self.node_id = node_id
@@ -562,6 +527,11 @@ class _Node:
         self.key: str | None = None            # the key it claims (admitted nodes only)
         self.key_reason: str | None = None     # lost the key to another node
         self.offers: tuple[_Offer, ...] = ()   # taking part in arbitration
+
+    judged = property(lambda self: _as_tuple(self._judged),
+                      lambda self, items: setattr(self, "_judged", _packed(items)))
+    offers = property(lambda self: _as_tuple(self._offers),
+                      lambda self, items: setattr(self, "_offers", _packed(items)))
 
     @property
     def name(self) -> str | None:
@@ -613,8 +583,9 @@ def _advert_problem(env: _Env, node_id: str, adv) -> str | None:
         return R_BAD_KEY
     if isinstance(adv.port, bool) or not isinstance(adv.port, int) or not 1 <= adv.port <= 65535:
         return f"bad port {adv.port!r}"
-    entries = (*adv.addresses, *adv.networks)
-    if not all(isinstance(e, (ipaddress.IPv4Network, ipaddress.IPv6Network)) for e in entries):
+    # canonical CIDR text (model.Advert), which judge() parses again: cheaper than keeping
+    # what this parse made for thousands of nodes
+    if not all(cidr.parse(e) for e in (*adv.addresses, *adv.networks)):
         return R_MALFORMED
     if env.own_public_key and adv.public_key == env.own_public_key:
         return R_OWN_KEY
@@ -624,11 +595,18 @@ def _advert_problem(env: _Env, node_id: str, adv) -> str | None:
 class _Entry:
     """One advert entry of an accepted node, checked: an offer (reason None) or refused."""
 
-    __slots__ = ("net", "key", "prefix", "source", "rule", "reason")
+    __slots__ = ("text", "key", "prefix", "source", "rule", "reason")
 
-    def __init__(self, net, key, prefix, source, rule, reason):
-        self.net, self.key, self.prefix = net, key, prefix   # key: (version, plen, address)
+    def __init__(self, text, key, prefix, source, rule, reason):
+        # text: canonical CIDR, the advert's own string; key: (version, plen, address);
+        # prefix: the text if the entry may compete for it, else None
+        self.text, self.key, self.prefix = text, key, prefix
         self.source, self.rule, self.reason = source, rule, reason
+
+    @property
+    def host(self) -> bool:
+        """A /32 or /128."""
+        return self.key[1] == cidr.BITS[self.key[0]]
 
     @property
     def span(self) -> tuple[int, int, int]:
@@ -639,21 +617,25 @@ class _Entry:
 class _Offer:
     """One node's claim on one prefix, ranked against other nodes' claims."""
 
-    __slots__ = ("entry", "node_id", "score", "route", "since", "incumbent", "suppressed_by")
+    __slots__ = ("entry", "node_id", "metric", "route", "since", "incumbent", "suppressed_by")
 
-    def __init__(self, entry: _Entry, node_id: str, score: int):
-        self.entry, self.node_id, self.score = entry, node_id, score
+    def __init__(self, entry: _Entry, node_id: str, metric: int):
+        # the node's metric object, not metric x rating: a product would be one more int
+        # per offer, thousands of them
+        self.entry, self.node_id, self.metric = entry, node_id, metric
         rule = entry.rule
-        self.route = Route(entry.prefix, rule.table if rule else None, rule.metric if rule else None,
-                           entry.net)
+        self.route = Route(entry.prefix, rule.table if rule else None, rule.metric if rule else None)
         self.since = 0.0
         self.incumbent = False
         self.suppressed_by: str | None = None
 
-    net = property(lambda self: self.entry.net)
     prefix = property(lambda self: self.entry.prefix)
     rule = property(lambda self: self.entry.rule)
     source = property(lambda self: self.entry.source)
+
+    @property
+    def score(self) -> int:
+        return self.metric * (self.rule.rating if self.rule else DEFAULT_RATING)
 
     @property
     def hysteresis(self) -> int:
@@ -675,14 +657,26 @@ class _Offer:
 class _Prefix:
     """The offers of one prefix, and the outcome of their arbitration."""
 
-    __slots__ = ("offers", "holder", "since")
+    __slots__ = ("_offers", "holder", "since")
 
     def __init__(self):
-        # one per node; a tuple, not a list: most prefixes have one offer, and a list of one
-        # costs 88 bytes against 48
-        self.offers: tuple[_Offer, ...] = ()
+        self.offers: tuple[_Offer, ...] = ()   # one per node
         self.holder: _Offer | None = None
         self.since = 0.0                         # holder_since
+
+    offers = property(lambda self: _as_tuple(self._offers),
+                      lambda self, items: setattr(self, "_offers", _packed(items)))
+
+
+def _packed(items: tuple):
+    """What a slot holding a few items stores: a lone item itself (most nodes judge one entry
+    and make one offer, most prefixes have one offer, and a tuple of one costs 48 bytes
+    more), else the tuple. _as_tuple reads it back."""
+    return items[0] if len(items) == 1 else items
+
+
+def _as_tuple(value) -> tuple:
+    return value if type(value) is tuple else (value,)
 
 
 class _Step:
@@ -826,22 +820,22 @@ class _Step:
         self.unjudge(node)
         own_address = self.env.own_address(node.node_id)
         judged, counted, seen = [], 0, set()
-        for source, nets in (("address", node.advert.addresses), ("network", node.advert.networks)):
-            for net in nets:                     # in advert order, each prefix once
-                plen = net.prefixlen
-                span = _span(net)
-                key = (span[0], plen, span[1])
+        for source, texts in (("address", node.advert.addresses), ("network", node.advert.networks)):
+            for text in texts:                   # in advert order, each prefix once
+                version, plen, lo, text = cidr.parse(text)   # admit() checked they parse
+                key = (version, plen, lo)
                 if key in seen:
                     continue
                 seen.add(key)
-                own = span[0] == 6 and plen == 128 and span[1] == own_address
+                own = version == 6 and plen == 128 and lo == own_address
                 if not own:
                     counted += 1
                     if counted > MAX_NETWORKS:
-                        judged.append(_Entry(net, key, None, source, None, R_TOO_MANY))
+                        judged.append(_Entry(text, key, None, source, None, R_TOO_MANY))
                         continue
-                rule, reason = self._judge(node, net, span, key, source, own)
-                judged.append(_Entry(net, key, _net_text(net, span) if reason is None else None,
+                span = (version, lo, lo | ((1 << (cidr.BITS[version] - plen)) - 1))
+                rule, reason = self._judge(node, span, key, source, own)
+                judged.append(_Entry(text, key, text if reason is None else None,
                                      "address" if own else source, rule, reason))
         node.judged, node.judged_advert, node.judged_name = tuple(judged), node.advert_in, node.name
         users, plens = self.pol.net_users, self.pol.user_plens
@@ -861,7 +855,7 @@ class _Step:
                     del counts[key[1]]
         node.judged, node.judged_advert, node.judged_name = (), None, None
 
-    def _judge(self, node: _Node, net: IPNetwork, span: tuple, key: tuple, source: str, own: bool):
+    def _judge(self, node: _Node, span: tuple, key: tuple, source: str, own: bool):
         """(rule, None) if the entry may compete for its prefix, else (None, reason)."""
         problem = self.verdicts.get(key, False)
         if problem is False:                     # many nodes offer the same networks
@@ -877,7 +871,7 @@ class _Step:
             return None, f"overlaps the tunnel address prefix {env.auto_prefix}"
         matching = self.rules_for.get(key)
         if matching is None:
-            plen = net.prefixlen
+            plen = key[1]
             matching = self.rules_for[key] = [
                 rule for rule_span, rule in env.rule_spans
                 if _inside(span, rule_span) and rule.min_prefix_len <= plen <= rule.max_prefix_len]
@@ -953,13 +947,12 @@ class _Step:
                 for entry in node.judged:
                     if entry.reason is not None:
                         continue
-                    score = node.score_metric * (entry.rule.rating if entry.rule else DEFAULT_RATING)
                     old = have.get(entry.prefix)
-                    if old is not None and old.entry.net == entry.net and old.score == score \
+                    if old is not None and old.entry.key == entry.key and old.metric == node.score_metric \
                             and old.entry.source == entry.source and old.entry.rule is entry.rule:
                         want[entry.prefix] = old     # the same claim: keep it as it is
                     else:
-                        want[entry.prefix] = _Offer(entry, node_id, score)
+                        want[entry.prefix] = _Offer(entry, node_id, node.score_metric)
             for prefix, offer in have.items():
                 if want.get(prefix) is not offer:
                     self.withdraw(offer)
@@ -1058,7 +1051,8 @@ class _Step:
         """Prefixes with offers strictly inside one of `prefixes` (their overlap check reads
         the covering offers)."""
         pol = self.pol
-        spans = {_span(ipaddress.ip_network(p)) for p in prefixes}
+        spans = {(v, lo, lo | ((1 << (cidr.BITS[v] - plen)) - 1))
+                 for v, plen, lo, _ in map(cidr.parse, prefixes)}
         return {prefix for prefix, entry in pol.prefixes.items()
                 if any(_inside(span, s) and span != s
                        for span in (entry.offers[0].entry.span,) for s in spans)}
@@ -1085,7 +1079,7 @@ class _Step:
                 if offer.rule is None:
                     continue
                 if covers is None:
-                    covers = _covering_prefixes(offer.net, pol.present, pol.plens)
+                    covers = _covering_prefixes(offer.entry.key, pol.present, pol.plens)
                 for cover in covers:
                     top = strongest(cover)[0 if not offer.rule.break_overlapping_prefix else 1]
                     if top is not None and top.standing > offer.standing:
@@ -1165,7 +1159,7 @@ class _Step:
             addresses=allowed if len(addresses) == len(allowed) else addresses,
             accepted_networks=allowed if len(networks) == len(allowed) else networks,
             allowed_ips=allowed, routes=tuple([o.route for o in won]),
-            rejected=tuple([(_net_text(entry.net, entry.span), why) for entry, why in rejected]))
+            rejected=tuple([(entry.text, why) for entry, why in rejected]))
 
 
 def _sorted_dict(d: dict) -> dict:
@@ -1192,7 +1186,7 @@ def _names_node(entry: str, node_id: str, name: str | None) -> bool:
 def _inert(offer: _Offer | None) -> bool:
     """A lone offer whose standing no overlap check reads: never suppressed (no rule), and a
     host prefix covers nothing. Its incumbent flag cannot change any outcome."""
-    return offer is not None and offer.rule is None and offer.net.prefixlen == offer.net.max_prefixlen
+    return offer is not None and offer.rule is None and offer.entry.host
 
 
 def _decided_by(winner: _Offer, runner_up: _Offer) -> str:
@@ -1203,13 +1197,15 @@ def _decided_by(winner: _Offer, runner_up: _Offer) -> str:
     return "lower nodeId"
 
 
-def _covering_prefixes(net: IPNetwork, present: dict, plens: dict) -> list[str]:
-    """Prefixes in `present` (keyed by _Entry.key) strictly covering net, longest first."""
-    bits, addr = net.max_prefixlen, int(net.network_address)
+def _covering_prefixes(key: tuple, present: dict, plens: dict) -> list[str]:
+    """Prefixes in `present` (keyed by _Entry.key) strictly covering the one of `key`,
+    longest first."""
+    version, length, addr = key
+    bits = cidr.BITS[version]
     found = []
-    for plen in sorted((p for p in plens[net.version] if p < net.prefixlen), reverse=True):
+    for plen in sorted((p for p in plens[version] if p < length), reverse=True):
         shift = bits - plen
-        prefix = present.get((net.version, plen, addr >> shift << shift))
+        prefix = present.get((version, plen, addr >> shift << shift))
         if prefix is not None:
             found.append(prefix)
     return found

@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from .record import record, field, replace
 
-from . import policy, wg
+from . import cidr, policy, wg
 from .sessions import Sessions
 from .config import IfaceConfig
 from .model import DeviceState, NodeInfo, Originator, PeerSpec, PeerState, cidrs
@@ -386,8 +386,7 @@ class Reconciler:
             return
         auto = self.cfg.auto_address
         for route in decision.routes:
-            net = route.net if route.net is not None else ipaddress.ip_network(route.network)
-            if auto and _inside_prefix(net, self.cfg.auto_prefix):
+            if auto and _inside_prefix(route.network, self.cfg.auto_prefix):
                 continue  # covered by the auto prefix route
             want = (route.network, route.table, route.metric)
             left = self._route_count.get(want, 0) + delta
@@ -470,12 +469,14 @@ def _endpoint_host(endpoint: str) -> str:
     return endpoint.rpartition(":")[0].strip("[]").partition("%")[0]
 
 
-def _inside_prefix(net, prefix) -> bool:
-    """net.subnet_of(prefix) on integers, without the cached attributes it adds to net."""
-    if net.version != prefix.version or net.prefixlen < prefix.prefixlen:
+def _inside_prefix(network: str, prefix) -> bool:
+    """ip_network(network).subnet_of(prefix), on integers (a route's network is canonical
+    CIDR text, see cidr.py)."""
+    version, plen, value, _ = cidr.parse(network)
+    if version != prefix.version or plen < prefix.prefixlen:
         return False
-    shift = net.max_prefixlen - prefix.prefixlen
-    return int(net.network_address) >> shift == int(prefix.network_address) >> shift
+    shift = cidr.BITS[version] - prefix.prefixlen
+    return value >> shift == int(prefix.network_address) >> shift
 
 
 def _standing(orig: Originator) -> tuple:
