@@ -1,4 +1,3 @@
-import ipaddress
 import json
 import math
 
@@ -7,7 +6,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import test_policy_incremental as inc
-from bmx7wg import config, history, policy
+from bmx7wg import history, policy
 from policy_world import advert as mk_advert, context, key, node_id_starting, originator, rules
 
 A = node_id_starting("1", "a")     # A < C as strings: without history the lowest nodeId wins ties
@@ -15,12 +14,11 @@ C = node_id_starting("9", "c")
 B = node_id_starting("5", "b")
 NET = "10.1.0.0/16"
 OPEN = rules({"network": "10.0.0.0/8", "hysteresis": "20"})
-TUNNEL = ipaddress.ip_network(config.DEFAULT_AUTO_PREFIX)    # where derived addresses live
 
 
 def restarted(sel, origs, ads, now, rules_=OPEN):
     """A new helper's first call: a fresh Policy, previous = what the state file kept (or None)."""
-    kept = json.loads(json.dumps({"history": history.dump(sel, tunnel_prefix=TUNNEL)}))["history"] if sel else None
+    kept = json.loads(json.dumps({"history": history.dump(sel)}))["history"] if sel else None
     return policy.Policy().select(context(origs, rules_, previous=history.seed(kept), now=now), ads)
 
 
@@ -65,14 +63,12 @@ def test_kept_history_is_contested_claims_and_networks_not_tunnel_addresses():
     ads = {A: mk_advert(A, networks=[NET]), C: mk_advert(C, networks=[NET]),
            B: mk_advert(B, networks=["10.2.0.0/16"])}
     sel = policy.select(context(origs, OPEN, now=7), ads)
-    assert history.dump(sel, tunnel_prefix=TUNNEL) == {"holders": [[NET, A, 7], ["10.2.0.0/16", B, 7]],
+    assert history.dump(sel) == {"holders": [[NET, A, 7], ["10.2.0.0/16", B, 7]],
                                  "claims": [[NET, A, 7], [NET, C, 7], ["10.2.0.0/16", B, 7]],
                                  "key_claims": []}
     assert history.dump(None) == {"holders": [], "claims": [], "key_claims": []}
     only_addresses = {n: mk_advert(n) for n in (A, B)}
-    assert history.seed(history.dump(policy.select(context(origs, OPEN, now=7), only_addresses),
-                                     tunnel_prefix=TUNNEL)) is None
-    assert history.dump(policy.select(context(origs, OPEN, now=7), only_addresses))["claims"]  # no prefix given
+    assert history.seed(history.dump(policy.select(context(origs, OPEN, now=7), only_addresses))) is None
 
 
 def test_an_uncontested_network_overlapping_a_contested_one_keeps_its_incumbent_bonus():
@@ -126,7 +122,7 @@ def test_a_restart_with_the_same_inputs_decides_what_the_running_helper_would(da
         now += data.draw(st.sampled_from([0.0, 1.0, 5.0]))
         sel = policy.select(inc.context(rules, origs, proven, sel, now), dict(adverts))
     later = now + data.draw(st.sampled_from([1.0, 30.0]))
-    kept = json.loads(json.dumps(history.dump(sel, tunnel_prefix=TUNNEL)))
+    kept = json.loads(json.dumps(history.dump(sel)))
     running = policy.select(inc.context(rules, origs, proven, sel, later), dict(adverts))
     restarted = policy.Policy().select(inc.context(rules, origs, proven, history.seed(kept), later), dict(adverts))
     assert restarted.peers == running.peers

@@ -336,8 +336,35 @@ def test_longest_prefix_wins_the_traffic_and_both_are_held():
     origs = [originator(A, metric=900_000_000), originator(B, metric=1_000_000)]
     ads = {A: mk_advert(A, networks=["10.1.0.0/16"]), B: mk_advert(B, networks=["10.1.2.0/24"])}
     sel = policy.select(context(origs, rules(OPEN)), ads)
-    assert sel.holders == {"10.1.0.0/16": A, "10.1.2.0/24": B, auto(A): A, auto(B): B}
+    # holders: the arbitrated prefixes; derived tunnel addresses are not arbitrated
+    assert sel.holders == {"10.1.0.0/16": A, "10.1.2.0/24": B}
+    assert set(sel.peers[A].allowed_ips) == {auto(A), "10.1.0.0/16"} and auto(B) in sel.peers[B].allowed_ips
     assert route_for(sel, "10.1.2.3") == B and route_for(sel, "10.1.3.3") == A
+
+
+def test_a_derived_address_two_nodeids_share_goes_to_the_lower_nodeid_whatever_their_standing():
+    # nodeIds agreeing in their first 112 bits derive one fd77::/16 address. They are SHA-224
+    # hashes, so that takes ~2^112 keys against a chosen node; still only one node may get it.
+    low, high = "1" + "A" * 27 + "0" * 28, "1" + "A" * 27 + "F" * 28
+    assert auto(low) == auto(high)
+    origs = [originator(low, metric=1_000, primary_ip="fd70::1"),
+             originator(high, metric=900_000_000, primary_ip="fd70::2")]
+    ads = {low: mk_advert(low), high: mk_advert(high)}
+    pol = policy.Policy()
+    first = pol.select(context(origs), ads)
+    assert first == policy.select(context(origs), ads)
+    assert first.peers[low].allowed_ips == (auto(low),) and first.peers[high].allowed_ips == ()
+    assert reasons(first.peers[high]) == {auto(high): f"held by node {low[:8]}: same derived address, lower nodeId"}
+    assert [(c.kind, c.item, c.winner, c.losers, c.decided_by) for c in first.conflicts] == [
+        ("prefix", auto(low), low, (high,), "lower nodeId")]
+    assert first.holders == {} and first.claimed_since == {}     # no history: nothing to keep
+    # the holder leaving hands it over at once, and the conflict is gone
+    later = pol.select(context(origs, previous=first, now=101), {high: ads[high]})
+    assert later == policy.select(context(origs, previous=first, now=101), {high: ads[high]})
+    assert later.peers[high].allowed_ips == (auto(high),) and not later.conflicts and low not in later.peers
+    # and it coming back takes it back, whoever held it longer
+    again = pol.select(context(origs, previous=later, now=102), ads)
+    assert again.peers[low].allowed_ips == (auto(low),) and again.peers[high].allowed_ips == ()
 
 
 def test_best_metric_holds_the_prefix_and_conflict_is_logged_once():

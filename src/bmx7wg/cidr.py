@@ -38,6 +38,16 @@ def parse(text) -> tuple[int, int, int, str] | None:
     return version, plen, value, text if canonical == text else canonical
 
 
+def span(version: int, plen: int, value: int) -> tuple[int, int, int]:
+    """(version, first, last address) of a network: containment tests on integers."""
+    return version, value, value | ((1 << (BITS[version] - plen)) - 1)
+
+
+def is_host(text: str) -> bool:
+    """A canonical network text of a /32 or /128."""
+    return text.endswith("/128") or (text.endswith("/32") and ":" not in text)
+
+
 def net_text(version: int, value: int, plen: int) -> str:
     return f"{ip_text(version, value)}/{plen}"
 

@@ -7,10 +7,9 @@ although nothing changed. The state file therefore keeps the history of what is 
 (claimed by more than one node) and of every offered network (an incumbent's bonus also
 decides between overlapping networks of one node or of several), and `seed` turns it back into
 a Selection the first call takes as `previous`: on the same inputs it then decides what the
-running helper would have (tests/test_history.py, on random histories). Left out are the
-uncontested derived tunnel addresses, one per node: nothing compares their standing (a host
-prefix under no rule), and a rival that turns up during the restart itself finds them no
-older than the restart.
+running helper would have (tests/test_history.py, on random histories). Derived tunnel
+addresses, one per node, have no history to keep: the policy does not arbitrate them by
+standing or age (policy.py, update_own).
 Times are the policy's clock, which never lets one exceed `now`: the helper's monotonic
 clock, written to the file as wall-clock time (`offset` = wall - monotonic), so that the file
 reads as dates and a restart maps them back onto its own monotonic clock.
@@ -19,19 +18,18 @@ reads as dates and a restart maps them back onto its own monotonic clock.
 from __future__ import annotations
 
 import math
-from ipaddress import IPv6Address, IPv6Network
 
 from .policy import Selection
 
 TABLES = ("holders", "claims", "key_claims")
 
 
-def dump(sel: Selection | None, offset: float = 0.0, tunnel_prefix: IPv6Network | None = None) -> dict:
+def dump(sel: Selection | None, offset: float = 0.0) -> dict:
     """What a restart needs of a Selection's history, as JSON lists of [what, nodeId, since +
-    offset]. `tunnel_prefix`: the auto_prefix, inside which only derived addresses can claim."""
+    offset]."""
     if sel is None:
         return {name: [] for name in TABLES}
-    claims = _kept(sel.claimed_since, offset, lone_kept=lambda prefix: not _inside(prefix, tunnel_prefix))
+    claims = _kept(sel.claimed_since, offset, lone_kept=True)
     kept = {prefix for prefix, _, _ in claims}
     return {
         "holders": sorted([prefix, node_id, sel.holder_since[prefix] + offset]
@@ -41,18 +39,13 @@ def dump(sel: Selection | None, offset: float = 0.0, tunnel_prefix: IPv6Network 
     }
 
 
-def _kept(since: dict[tuple[str, str], float], offset: float, lone_kept=lambda what: False) -> list[list]:
-    """Claims of what more than one node claims, and of what one node claims if lone_kept(it)."""
+def _kept(since: dict[tuple[str, str], float], offset: float, lone_kept: bool = False) -> list[list]:
+    """Claims of what more than one node claims, and with lone_kept those of one node too."""
     count: dict[str, int] = {}
     for what, _ in since:
         count[what] = count.get(what, 0) + 1
     return sorted([what, node_id, t + offset] for (what, node_id), t in since.items()
-                  if count[what] > 1 or lone_kept(what))
-
-
-def _inside(prefix: str, net: IPv6Network | None) -> bool:
-    addr, _, plen = prefix.partition("/")
-    return net is not None and ":" in addr and int(plen) >= net.prefixlen and IPv6Address(addr) in net
+                  if lone_kept or count[what] > 1)
 
 
 def seed(data, offset: float = 0.0) -> Selection | None:

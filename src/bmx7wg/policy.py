@@ -8,7 +8,9 @@ silently wins, so every prefix is arbitrated here before anything reaches `wg se
    networks, the tunnel-address prefix), then the node's own derived tunnel address is
    accepted, anything else only if a search rule (`config bmx7wg_out`) accepts it;
 3. per prefix exactly one holder: bmx7 path metric x rule rating (the incumbent gets the
-   rule's hysteresis as a bonus), then the older claim, then the lowest nodeId.
+   rule's hysteresis as a bonus), then the older claim, then the lowest nodeId; a derived
+   tunnel address, which only nodeIds sharing its leading 64+ bits can claim, goes to the
+   lowest of them (update_own).
 
 Pure: no I/O and no clock; the caller passes `now` and the previous Selection. The result
 does not depend on dict order, and adverts fed one by one at the same `now` give the same
@@ -330,9 +332,9 @@ class Policy:
         self.key_claims: dict[str, str | set[str]] = {}   # key -> admitted node(s) advertising it
         self.proven: Mapping[str, str] = {}
         self.prefixes: dict[str, _Prefix] = {}
-        self.present: dict[tuple, str] = {}            # (version, prefixlen, address) -> prefix with offers
-        self.plens: dict[int, dict[int, int]] = {4: {}, 6: {}}        # lengths in `present`
-        self.net_users: dict[tuple, str | set[str]] = {}   # (version, prefixlen, address) -> node(s)
+        self.own_claims: dict[str, str | set[str]] = {}   # derived tunnel address -> node(s)
+        self.plens: dict[int, dict[int, int]] = {4: {}, 6: {}}        # lengths in `prefixes`
+        self.net_users: dict[str, str | set[str]] = {}   # an entry's canonical text -> node(s)
         #                                                   that judged an entry of it
         self.user_plens: dict[int, dict[int, int]] = {4: {}, 6: {}}   # lengths in `net_users`
         self.conflicts: dict[tuple[str, str], Conflict] = {}
@@ -517,7 +519,7 @@ class _Node:
 
     __slots__ = ("node_id", "advert_in", "orig_in", "status", "reason", "endpoint",
                  "score_metric", "_judged", "judged_advert", "judged_name", "key", "key_reason",
-                 "_offers")
+                 "_offers", "own_claim")
 
     def __init__(self, node_id: str):
         self.node_id = node_id
@@ -527,6 +529,7 @@ class _Node:
         self.key: str | None = None            # the key it claims (admitted nodes only)
         self.key_reason: str | None = None     # lost the key to another node
         self.offers: tuple[_Offer, ...] = ()   # taking part in arbitration
+        self.own_claim: str | None = None      # its derived tunnel address, claimed (see claim_own)
 
     judged = property(lambda self: _as_tuple(self._judged),
                       lambda self, items: setattr(self, "_judged", _packed(items)))
@@ -595,23 +598,24 @@ def _advert_problem(env: _Env, node_id: str, adv) -> str | None:
 class _Entry:
     """One advert entry of an accepted node, checked: an offer (reason None) or refused."""
 
-    __slots__ = ("text", "key", "prefix", "source", "rule", "reason")
+    __slots__ = ("text", "prefix", "source", "rule", "reason")
 
-    def __init__(self, text, key, prefix, source, rule, reason):
-        # text: canonical CIDR, the advert's own string; key: (version, plen, address);
+    def __init__(self, text, prefix, source, rule, reason):
+        # text: canonical CIDR, the advert's own string, and the entry's key everywhere (its
+        # integers are parsed again where needed, rather than kept for thousands of entries);
         # prefix: the text if the entry may compete for it, else None
-        self.text, self.key, self.prefix = text, key, prefix
+        self.text, self.prefix = text, prefix
         self.source, self.rule, self.reason = source, rule, reason
 
     @property
     def host(self) -> bool:
         """A /32 or /128."""
-        return self.key[1] == cidr.BITS[self.key[0]]
+        return cidr.is_host(self.text)
 
     @property
     def span(self) -> tuple[int, int, int]:
-        version, plen, lo = self.key
-        return version, lo, lo | ((1 << ((32 if version == 4 else 128) - plen)) - 1)
+        version, plen, lo, _ = cidr.parse(self.text)
+        return cidr.span(version, plen, lo)
 
 
 class _Offer:
@@ -694,6 +698,7 @@ class _Step:
         self.sync_nodes: set[str] = set()         # offers to align with the judged entries
         self.dirty_keys: set[str] = set()
         self.dirty_prefixes: set[str] = set()
+        self.dirty_own: set[str] = set()          # derived addresses whose claimants changed
         self.gone_claims: list[tuple[str, str]] = []       # (prefix, node) no longer offered
         self.gone_key_claims: list[tuple[str, str]] = []   # (key, node) no longer claimed
         self.key_since: dict[tuple[str, str], float] = {}
@@ -703,6 +708,7 @@ class _Step:
         self.update_nodes()
         self.update_keys()
         self.update_offers()
+        self.update_own()
         self.update_holders()
         return self.result()
 
@@ -734,9 +740,9 @@ class _Step:
                 else:
                     pol.origs[node_id] = orig
         for version, ip in touched:
-            bits = 32 if version == 4 else 128
+            bits = cidr.BITS[version]
             for plen in pol.user_plens[version]:
-                users = pol.net_users.get((version, plen, ip >> (bits - plen) << (bits - plen)))
+                users = pol.net_users.get(cidr.net_text(version, ip >> (bits - plen) << (bits - plen), plen))
                 for node_id in _members(users) if users else ():
                     pol.nodes[node_id].judged_advert = None   # its entries: check them again
                     self.dirty_nodes.add(node_id)
@@ -823,43 +829,36 @@ class _Step:
         for source, texts in (("address", node.advert.addresses), ("network", node.advert.networks)):
             for text in texts:                   # in advert order, each prefix once
                 version, plen, lo, text = cidr.parse(text)   # admit() checked they parse
-                key = (version, plen, lo)
-                if key in seen:
+                if text in seen:
                     continue
-                seen.add(key)
+                seen.add(text)
                 own = version == 6 and plen == 128 and lo == own_address
                 if not own:
                     counted += 1
                     if counted > MAX_NETWORKS:
-                        judged.append(_Entry(text, key, None, source, None, R_TOO_MANY))
+                        judged.append(_Entry(text, None, source, None, R_TOO_MANY))
                         continue
-                span = (version, lo, lo | ((1 << (cidr.BITS[version] - plen)) - 1))
-                rule, reason = self._judge(node, span, key, source, own)
-                judged.append(_Entry(text, key, text if reason is None else None,
+                rule, reason = self._judge(node, cidr.span(version, plen, lo), text, plen, source, own)
+                judged.append(_Entry(text, text if reason is None else None,
                                      "address" if own else source, rule, reason))
         node.judged, node.judged_advert, node.judged_name = tuple(judged), node.advert_in, node.name
         users, plens = self.pol.net_users, self.pol.user_plens
         for entry in node.judged:
-            key = entry.key
-            if _add_member(users, key, node.node_id):
-                plens[key[0]][key[1]] = plens[key[0]].get(key[1], 0) + 1
+            if _add_member(users, entry.text, node.node_id):
+                _count_length(plens, entry.text, 1)
 
     def unjudge(self, node: _Node) -> None:
         users, plens = self.pol.net_users, self.pol.user_plens
         for entry in node.judged:
-            key = entry.key
-            if _drop_member(users, key, node.node_id):
-                counts = plens[key[0]]
-                counts[key[1]] -= 1
-                if not counts[key[1]]:
-                    del counts[key[1]]
+            if _drop_member(users, entry.text, node.node_id):
+                _count_length(plens, entry.text, -1)
         node.judged, node.judged_advert, node.judged_name = (), None, None
 
-    def _judge(self, node: _Node, span: tuple, key: tuple, source: str, own: bool):
+    def _judge(self, node: _Node, span: tuple, text: str, plen: int, source: str, own: bool):
         """(rule, None) if the entry may compete for its prefix, else (None, reason)."""
-        problem = self.verdicts.get(key, False)
+        problem = self.verdicts.get(text, False)
         if problem is False:                     # many nodes offer the same networks
-            problem = self.verdicts[key] = self._safety(span)
+            problem = self.verdicts[text] = self._safety(span)
         if problem is not None:
             return None, problem
         if own:
@@ -869,10 +868,9 @@ class _Step:
             if _inside(span, env.auto_span):
                 return None, R_NOT_DERIVED
             return None, f"overlaps the tunnel address prefix {env.auto_prefix}"
-        matching = self.rules_for.get(key)
+        matching = self.rules_for.get(text)
         if matching is None:
-            plen = key[1]
-            matching = self.rules_for[key] = [
+            matching = self.rules_for[text] = [
                 rule for rule_span, rule in env.rule_spans
                 if _inside(span, rule_span) and rule.min_prefix_len <= plen <= rule.max_prefix_len]
         allowed = [r for r in matching if r.allows_node(node.node_id, node.name)]
@@ -942,13 +940,16 @@ class _Step:
         pol = self.pol
         for node_id in self.sync_nodes:
             node = pol.nodes[node_id]
-            have, want = {o.entry.prefix: o for o in node.offers}, {}
+            have, want, own = {o.entry.prefix: o for o in node.offers}, {}, None
             if node.accepted:
                 for entry in node.judged:
                     if entry.reason is not None:
                         continue
+                    if entry.rule is None:           # only its own derived address has none
+                        own = entry.text
+                        continue
                     old = have.get(entry.prefix)
-                    if old is not None and old.entry.key == entry.key and old.metric == node.score_metric \
+                    if old is not None and old.entry.text == entry.text and old.metric == node.score_metric \
                             and old.entry.source == entry.source and old.entry.rule is entry.rule:
                         want[entry.prefix] = old     # the same claim: keep it as it is
                     else:
@@ -960,17 +961,43 @@ class _Step:
                 if have.get(prefix) is not offer:
                     self.place(offer)
             node.offers = tuple(want.values())
+            if own != node.own_claim:
+                if node.own_claim is not None:
+                    _drop_member(pol.own_claims, node.own_claim, node_id)
+                    self.own_moved(node.own_claim)
+                if own is not None:
+                    _add_member(pol.own_claims, own, node_id)
+                    self.own_moved(own)
+                node.own_claim = own
             if node_id not in self.adverts or node_id == self.env.own_node_id:
                 del pol.nodes[node_id]
+
+    def own_moved(self, text: str) -> None:
+        """A derived address gained or lost a claimant: the others' decisions may change."""
+        self.dirty_own.add(text)
+        self.dirty_nodes.update(_members(self.pol.own_claims.get(text, ())))
+
+    def update_own(self) -> None:
+        """A node's derived tunnel address is not arbitrated by standing: no other node can
+        claim it (an entry inside auto_prefix is refused unless derived from the advertiser's
+        own nodeId), except one whose nodeId shares its leading 64+ bits. Between such nodes
+        the lowest nodeId holds it, with no history to keep. So these addresses, one per
+        node, need no offer, no prefix record and no claim ages."""
+        conflicts, claims = self.pol.conflicts, self.pol.own_claims
+        for text in self.dirty_own:
+            conflicts.pop(("prefix", text), None)
+            claimants = claims.get(text)
+            if isinstance(claimants, set):
+                ranked = sorted(claimants)
+                conflicts[("prefix", text)] = Conflict("prefix", text, ranked[0], tuple(ranked[1:]),
+                                                       "lower nodeId")
 
     def place(self, offer: _Offer) -> None:
         pol, prefix = self.pol, offer.prefix
         entry = pol.prefixes.get(prefix)
         if entry is None:
             entry = pol.prefixes[prefix] = _Prefix()
-            key = offer.entry.key
-            pol.present[key] = prefix
-            pol.plens[key[0]][key[1]] = pol.plens[key[0]].get(key[1], 0) + 1
+            _count_length(pol.plens, prefix, 1)
         entry.offers += (offer,)
         self.dirty_prefixes.add(prefix)
 
@@ -982,12 +1009,7 @@ class _Step:
         self.gone_claims.append((prefix, offer.node_id))
         if not entry.offers:
             del pol.prefixes[prefix]
-            key = offer.entry.key
-            del pol.present[key]
-            counts = pol.plens[key[0]]
-            counts[key[1]] -= 1
-            if not counts[key[1]]:
-                del counts[key[1]]
+            _count_length(pol.plens, prefix, -1)
 
     # -- holders ---------------------------------------------------------------------------
     def update_holders(self) -> None:
@@ -1079,7 +1101,7 @@ class _Step:
                 if offer.rule is None:
                     continue
                 if covers is None:
-                    covers = _covering_prefixes(offer.entry.key, pol.present, pol.plens)
+                    covers = _covering_prefixes(offer.entry.text, pol.prefixes, pol.plens)
                 for cover in covers:
                     top = strongest(cover)[0 if not offer.rule.break_overlapping_prefix else 1]
                     if top is not None and top.standing > offer.standing:
@@ -1130,23 +1152,31 @@ class _Step:
         status, reason = node.status, node.reason
         if status == ACCEPTED and node.key_reason is not None:
             status, reason = REJECTED, node.key_reason
-        won, rejected = [], []
+        won, rejected = [], []                   # won: (entry, route)
         if status == ACCEPTED:
             rejected = [(entry, entry.reason) for entry in node.judged if entry.reason is not None]
+            if node.own_claim is not None:
+                entry = next(e for e in node.judged if e.prefix == node.own_claim)
+                holder = min(_members(self.pol.own_claims[node.own_claim]))
+                if holder == node.node_id:
+                    won.append((entry, Route(entry.prefix)))
+                else:
+                    rejected.append((entry, f"held by node {_short(holder)}: same derived address, "
+                                            "lower nodeId"))
         prefixes = self.pol.prefixes
         for offer in node.offers:
             holder = prefixes[offer.entry.prefix].holder
             if holder is offer:
-                won.append(offer)
+                won.append((offer.entry, offer.route))
             elif offer.suppressed_by is not None:
                 rejected.append((offer.entry, offer.suppressed_by))
             else:
                 rejected.append((offer.entry, f"held by node {_short(holder.node_id)} with better standing"))
         if len(won) > 1:
-            won.sort(key=lambda o: _entry_order(o.entry))
-        allowed = tuple([o.entry.prefix for o in won])
-        addresses = tuple([o.entry.prefix for o in won if o.entry.source == "address"])
-        networks = tuple([o.entry.prefix for o in won if o.entry.source == "network"])
+            won.sort(key=lambda w: _entry_order(w[0]))
+        allowed = tuple([entry.prefix for entry, _ in won])
+        addresses = tuple([entry.prefix for entry, _ in won if entry.source == "address"])
+        networks = tuple([entry.prefix for entry, _ in won if entry.source == "network"])
         if len(rejected) > 1:
             rejected.sort(key=lambda r: (_entry_order(r[0]), r[1]))
         adv = node.advert
@@ -1158,7 +1188,7 @@ class _Step:
             # one tuple object where they are equal (the usual peer: one address)
             addresses=allowed if len(addresses) == len(allowed) else addresses,
             accepted_networks=allowed if len(networks) == len(allowed) else networks,
-            allowed_ips=allowed, routes=tuple([o.route for o in won]),
+            allowed_ips=allowed, routes=tuple([route for _, route in won]),
             rejected=tuple([(entry.text, why) for entry, why in rejected]))
 
 
@@ -1169,7 +1199,8 @@ def _sorted_dict(d: dict) -> dict:
 
 def _entry_order(entry: _Entry) -> tuple:
     """Networks in address order: (version, address, prefix length)."""
-    return (entry.key[0], entry.key[2], entry.key[1])
+    version, plen, lo, _ = cidr.parse(entry.text)
+    return version, lo, plen
 
 
 def _short(node_id: str) -> str:
@@ -1197,15 +1228,26 @@ def _decided_by(winner: _Offer, runner_up: _Offer) -> str:
     return "lower nodeId"
 
 
-def _covering_prefixes(key: tuple, present: dict, plens: dict) -> list[str]:
-    """Prefixes in `present` (keyed by _Entry.key) strictly covering the one of `key`,
-    longest first."""
-    version, length, addr = key
+def _covering_prefixes(text: str, prefixes: dict, plens: dict) -> list[str]:
+    """Prefixes in `prefixes` strictly covering the network `text`, longest first."""
+    version, length, addr, _ = cidr.parse(text)
     bits = cidr.BITS[version]
     found = []
     for plen in sorted((p for p in plens[version] if p < length), reverse=True):
         shift = bits - plen
-        prefix = present.get((version, plen, addr >> shift << shift))
-        if prefix is not None:
+        prefix = cidr.net_text(version, addr >> shift << shift, plen)
+        if prefix in prefixes:
             found.append(prefix)
     return found
+
+
+def _count_length(counts: dict[int, dict[int, int]], text: str, delta: int) -> None:
+    """counts[version][length]: how many of the networks held have that prefix length (the
+    lengths a covering-prefix lookup tries)."""
+    version, plen, _, _ = cidr.parse(text)
+    by_length = counts[version]
+    left = by_length.get(plen, 0) + delta
+    if left:
+        by_length[plen] = left
+    else:
+        del by_length[plen]

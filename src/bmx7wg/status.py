@@ -85,7 +85,7 @@ def build(helper) -> dict:
         "bmx7": {"dir": cfg.bmx7_dir, "running": helper.bmx7_running, "sms_name": cfg.sms_name,
                  "published": helper.published is not None and not helper.stopping},
         "owned": sorted(rec.owned),
-        "history": history.dump(rec.selection, now - mono, cfg.auto_prefix),
+        "history": history.dump(rec.selection, now - mono),
         "routes": [list(route) for route in sorted(rec.routes, key=str)],
         "wg_writes": helper.backend.writes,
         "clock_behind_until": helper.clock_behind_until,
