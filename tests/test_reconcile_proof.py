@@ -74,7 +74,8 @@ def test_the_cached_endpoint_we_asked_for_proves_nothing():
     rec = reconciler(session(victim_endpoint(), age=30))
     rec.known_originators = {nid: originator(nid) for nid in (THIEF, VICTIM)}
     thief_ep = f"[{originator(THIEF).primary_ip}]:51820"
-    rec.device.peers[STOLEN] = PeerState(STOLEN, thief_ep, (), int(time.time()), 0, 0)
+    rec.peers_to_patch()[STOLEN] = PeerState(STOLEN, thief_ep, (), int(time.time()), 0, 0)
+    assert rec.device.peers[STOLEN].endpoint == thief_ep
     assert rec.proven_keys() == {STOLEN: VICTIM}
 
 

@@ -12,6 +12,14 @@ import pytest
 from bmx7wg import spawn
 
 
+@pytest.fixture(autouse=True, params=["posix_spawn", "fork_exec"])
+def start(request, monkeypatch):
+    """Every test both ways a child is started: posix_spawn, and fork and exec (long argvs)."""
+    if request.param == "fork_exec":
+        monkeypatch.setattr(spawn, "FORK_EXEC_ABOVE", 0)
+    return request.param
+
+
 def test_output_both_ways_beyond_a_pipe_buffer_and_the_exit_code():
     data = os.urandom(1 << 20)                      # 16 pipe buffers: feeding and reading interleave
     script = ("import sys; d = sys.stdin.buffer.read(); sys.stdout.buffer.write(d); "
@@ -93,3 +101,11 @@ def test_without_proc_a_missing_command_is_still_told_apart(monkeypatch):
     assert spawn.run(["echo", "hi"]).stdout == b"hi\n"
     with pytest.raises(FileNotFoundError):
         spawn.run(["no-such-command-bmx7wg"])
+
+
+def test_a_long_argv_is_started_by_fork_and_exec_with_its_arguments_intact(monkeypatch):
+    started = []
+    monkeypatch.setattr(spawn, "_fork_exec", lambda *a, _real=spawn._fork_exec: started.append(1) or _real(*a))
+    words = [f"w{i}" for i in range(spawn.FORK_EXEC_ABOVE + 1)]
+    assert spawn.run(["printf", "%s\\n", *words], text=True).stdout.split() == words
+    assert started == [1]

@@ -246,8 +246,15 @@ class PeerDecision:
     addresses: tuple[str, ...] = ()                # accepted tunnel addresses
     accepted_networks: tuple[str, ...] = ()
     allowed_ips: tuple[str, ...] = ()              # addresses + accepted_networks
-    routes: tuple[Route, ...] = ()
+    routed: tuple[Route, ...] = ()                 # those whose rule sets a table or metric
     rejected: tuple[tuple[str, str], ...] = ()     # (entry, reason)
+
+    @property
+    def routes(self) -> tuple[Route, ...]:
+        """A route per allowed-ip, with its rule's table and metric. Made when asked: most
+        are the defaults, and a Route and a tuple per peer is 100 B, thousands of times."""
+        special = {r.network: r for r in self.routed}
+        return tuple([special.get(p) or Route(p) for p in self.allowed_ips])
 
 
 @record(frozen=True, order=True)
@@ -621,14 +628,12 @@ class _Entry:
 class _Offer:
     """One node's claim on one prefix, ranked against other nodes' claims."""
 
-    __slots__ = ("entry", "node_id", "metric", "route", "since", "incumbent", "suppressed_by")
+    __slots__ = ("entry", "node_id", "metric", "since", "incumbent", "suppressed_by")
 
     def __init__(self, entry: _Entry, node_id: str, metric: int):
         # the node's metric object, not metric x rating: a product would be one more int
         # per offer, thousands of them
         self.entry, self.node_id, self.metric = entry, node_id, metric
-        rule = entry.rule
-        self.route = Route(entry.prefix, rule.table if rule else None, rule.metric if rule else None)
         self.since = 0.0
         self.incumbent = False
         self.suppressed_by: str | None = None
@@ -1152,14 +1157,14 @@ class _Step:
         status, reason = node.status, node.reason
         if status == ACCEPTED and node.key_reason is not None:
             status, reason = REJECTED, node.key_reason
-        won, rejected = [], []                   # won: (entry, route)
+        won, rejected = [], []
         if status == ACCEPTED:
             rejected = [(entry, entry.reason) for entry in node.judged if entry.reason is not None]
             if node.own_claim is not None:
                 entry = next(e for e in node.judged if e.prefix == node.own_claim)
                 holder = min(_members(self.pol.own_claims[node.own_claim]))
                 if holder == node.node_id:
-                    won.append((entry, Route(entry.prefix)))
+                    won.append(entry)
                 else:
                     rejected.append((entry, f"held by node {_short(holder)}: same derived address, "
                                             "lower nodeId"))
@@ -1167,16 +1172,16 @@ class _Step:
         for offer in node.offers:
             holder = prefixes[offer.entry.prefix].holder
             if holder is offer:
-                won.append((offer.entry, offer.route))
+                won.append(offer.entry)
             elif offer.suppressed_by is not None:
                 rejected.append((offer.entry, offer.suppressed_by))
             else:
                 rejected.append((offer.entry, f"held by node {_short(holder.node_id)} with better standing"))
         if len(won) > 1:
-            won.sort(key=lambda w: _entry_order(w[0]))
-        allowed = tuple([entry.prefix for entry, _ in won])
-        addresses = tuple([entry.prefix for entry, _ in won if entry.source == "address"])
-        networks = tuple([entry.prefix for entry, _ in won if entry.source == "network"])
+            won.sort(key=_entry_order)
+        allowed = tuple([entry.prefix for entry in won])
+        addresses = tuple([entry.prefix for entry in won if entry.source == "address"])
+        networks = tuple([entry.prefix for entry in won if entry.source == "network"])
         if len(rejected) > 1:
             rejected.sort(key=lambda r: (_entry_order(r[0]), r[1]))
         adv = node.advert
@@ -1188,7 +1193,9 @@ class _Step:
             # one tuple object where they are equal (the usual peer: one address)
             addresses=allowed if len(addresses) == len(allowed) else addresses,
             accepted_networks=allowed if len(networks) == len(allowed) else networks,
-            allowed_ips=allowed, routes=tuple([route for _, route in won]),
+            allowed_ips=allowed,
+            routed=tuple([Route(e.prefix, e.rule.table, e.rule.metric) for e in won
+                          if e.rule is not None and (e.rule.table, e.rule.metric) != (None, None)]),
             rejected=tuple([(entry.text, why) for entry, why in rejected]))
 
 

@@ -111,14 +111,22 @@ class Reconciler:
         wg.parse_dump's `reuse`)."""
         return self.device.peers if self.device is not None else {}
 
+    def peers_to_patch(self) -> dict[str, PeerState]:
+        """The device model's peers, for writing: no longer the kernel's view (take_dump
+        shares one dict between them until now)."""
+        if self.device.peers is self.kernel_peers:
+            self.device.peers = dict(self.kernel_peers)
+        return self.device.peers
+
     def take_dump(self, device: DeviceState | None, exact: bool) -> None:
         """A `wg show dump`. `exact`: nothing was written while it was read, so it is the
         device as it is now: it replaces the cache, and the next step compares everything
         (the kernel may differ from our cache). Otherwise the cache, which knows the later
         writes, stays, and only the counters and handshakes are taken from the dump."""
         if exact or device is None or self.device is None:
-            # the dump becomes the model, which later steps patch: the kernel's view is a copy
-            self.kernel_peers = dict(device.peers) if device else {}
+            # the dump becomes the model and the kernel's view alike, one dict until a step
+            # patches the model (_update_cache copies it then)
+            self.kernel_peers = device.peers if device else {}
             self.sessions.observe(self.kernel_peers)
             self.device = device
             self.replan = True
@@ -403,7 +411,7 @@ class Reconciler:
 
     def _update_cache(self, keys: set[str] | None, result: StepResult) -> None:
         """Patch the device model with what the applied plan did (keys None: every peer)."""
-        peers, desired = self.device.peers, self.desired
+        peers, desired = self.peers_to_patch(), self.desired
         for key in list(peers) if keys is None else sorted(keys):
             if key in peers and key not in desired and key in self.owned:
                 del peers[key]
