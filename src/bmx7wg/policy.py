@@ -421,19 +421,18 @@ class _AddressIndex:
 class _Endpoints(_AddressIndex):
     """Every originator's primaryIp (the peer endpoints), updated one node at a time.
 
-    An address is kept as one int: itself for IPv6, ~address (negative) for IPv4."""
+    An address is kept as one int: itself for IPv6, ~address (negative) for IPv4. Which node
+    has which is the caller's (its originators, as last seen)."""
 
     def __init__(self):
         super().__init__()
-        self.of: dict[str, int] = {}         # node_id -> address
         self.count: dict[int, int] = {}      # address -> nodes with it (a node may copy one)
 
-    def set(self, node_id: str, ip: tuple[int, int] | None, touched: list) -> None:
-        """Record node_id's endpoint; addresses that appear or vanish go to `touched`."""
-        old = self.of.pop(node_id, None)
+    def move(self, was: tuple[int, int] | None, ip: tuple[int, int] | None, touched: list) -> None:
+        """A node's endpoint went from `was` to `ip` ((version, address) or None); addresses
+        that appear or vanish go to `touched`."""
+        old = None if was is None else (was[1] if was[0] == 6 else ~was[1])
         new = None if ip is None else (ip[1] if ip[0] == 6 else ~ip[1])
-        if new is not None:
-            self.of[node_id] = new
         if old == new:
             return
         if old is not None:
@@ -728,10 +727,10 @@ class _Step:
                 old = seen.get(node_id)
                 if orig is not old and (old is None or orig.primary_ip != old.primary_ip):
                     added += old is None
-                    pol.endpoints.set(node_id, self.endpoint_of(orig), touched)
+                    pol.endpoints.move(self.endpoint_of(old), self.endpoint_of(orig), touched)
             if len(seen) + added != len(origs):          # some went away
                 for node_id in seen.keys() - origs.keys():
-                    pol.endpoints.set(node_id, None, touched)
+                    pol.endpoints.move(self.endpoint_of(seen[node_id]), None, touched)
             pol.origs = dict(origs)
         else:
             for node_id in self.changed:
@@ -739,7 +738,7 @@ class _Step:
                 if orig is old:
                     continue
                 if old is None or orig is None or orig.primary_ip != old.primary_ip:
-                    pol.endpoints.set(node_id, self.endpoint_of(orig), touched)
+                    pol.endpoints.move(self.endpoint_of(old), self.endpoint_of(orig), touched)
                 if orig is None:
                     del pol.origs[node_id]
                 else:
