@@ -535,7 +535,7 @@ class _Node:
         self.key: str | None = None            # the key it claims (admitted nodes only)
         self.key_reason: str | None = None     # lost the key to another node
         self.offers: tuple[_Offer, ...] = ()   # taking part in arbitration
-        self.own_claim: str | None = None      # its derived tunnel address, claimed (see claim_own)
+        self.own_claim: str | None = None      # its derived tunnel address, claimed (see update_own)
 
     judged = property(lambda self: _as_tuple(self._judged),
                       lambda self, items: setattr(self, "_judged", _packed(items)))
