@@ -52,3 +52,13 @@ def test_parse_gives_the_canonical_text(text, canonical):
 ])
 def test_parse_refuses_what_is_no_network(bad):
     assert cidr.parse(bad) is None
+
+
+@pytest.mark.parametrize("text,found", [
+    ("10.1.2.3", (4, 0x0A010203)), ("fd70::1", (6, 0xFD70 << 112 | 1)), ("::ffff:10.1.2.3", (6, 0xFFFF0A010203)),
+    ("fe80::1%eth0", None), ("10.1.2", None), ("", None), ("10.1.2.3/32", None),
+])
+def test_address_is_inet_pton_spelling(text, found):
+    assert cidr.address(text) == found
+    if found is not None:
+        assert int(ipaddress.ip_address(text)) == found[1]

@@ -25,17 +25,25 @@ def parse(text) -> tuple[int, int, int, str] | None:
     addr, sep, length = text.partition("/")
     if not sep or not length.isascii() or not length.isdigit() or len(length) > 3:
         return None
-    version = 6 if ":" in addr else 4
-    try:
-        value = int.from_bytes(socket.inet_pton(socket.AF_INET6 if version == 6 else socket.AF_INET,
-                                                addr), "big")
-    except (OSError, ValueError):
+    found = address(addr)
+    if found is None:
         return None
+    version, value = found
     plen, bits = int(length), BITS[version]
     if plen > bits or value & ((1 << (bits - plen)) - 1):
         return None
     canonical = net_text(version, value, plen)
     return version, plen, value, text if canonical == text else canonical
+
+
+def address(text: str) -> tuple[int, int] | None:
+    """(version, value) of an IPv4 or IPv6 address in inet_pton's spelling, or None."""
+    version = 6 if ":" in text else 4
+    try:
+        return version, int.from_bytes(
+            socket.inet_pton(socket.AF_INET6 if version == 6 else socket.AF_INET, text), "big")
+    except (OSError, ValueError):
+        return None
 
 
 def span(version: int, plen: int, value: int) -> tuple[int, int, int]:

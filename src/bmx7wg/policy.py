@@ -22,7 +22,6 @@ from __future__ import annotations
 import bisect
 import ipaddress
 import re
-import socket
 from collections.abc import Mapping
 from .record import record, field
 
@@ -384,9 +383,8 @@ class _Env:
 
 
 def _span(net: IPNetwork) -> tuple[int, int, int]:
-    """(version, first, last address): containment tests on integers, no ipaddress objects."""
-    lo = int(net.network_address)
-    return net.version, lo, lo | ((1 << (net.max_prefixlen - net.prefixlen)) - 1)
+    """cidr.span of an ipaddress network (the configured ones)."""
+    return cidr.span(net.version, net.prefixlen, int(net.network_address))
 
 
 def _inside(inner: tuple, outer: tuple) -> bool:
@@ -501,16 +499,13 @@ def _parse_ip(text) -> tuple:
     spellings) with the same value, at a tenth of the cost; anything it refuses goes to
     ipaddress itself.
     """
-    if isinstance(text, str):
-        for version, family in ((4, socket.AF_INET), (6, socket.AF_INET6)):
-            try:
-                value = int.from_bytes(socket.inet_pton(family, text), "big")
-            except (OSError, ValueError):
-                continue
-            canonical = cidr.ip_text(version, value)
-            # the caller's string when it is already canonical (bmx7 writes it so): no
-            # second copy of every primaryIp held for the rest of the call
-            return version, value, text if canonical == text else canonical
+    found = cidr.address(text) if isinstance(text, str) else None
+    if found is not None:
+        version, value = found
+        canonical = cidr.ip_text(version, value)
+        # the caller's string when it is already canonical (bmx7 writes it so): no
+        # second copy of every primaryIp held for the rest of the call
+        return version, value, text if canonical == text else canonical
     ip = _ip_or_none(text)
     return () if ip is None else (ip.version, int(ip), str(ip))
 
