@@ -39,7 +39,7 @@ import sys
 import ipaddress
 from collections.abc import Iterable
 
-from . import cidr
+from . import cidr, ints
 from .model import Advert, IPNetwork
 
 MAGIC = b"\xb7\x77"
@@ -214,7 +214,7 @@ def decode(data: bytes) -> Advert:
                 raise AdvertError("duplicate port field")
             if flen != 2:
                 raise AdvertError(f"bad port field length {flen}, want 2")
-            port = int.from_bytes(value, "big")
+            port = ints.shared(int.from_bytes(value, "big"))
             if port == 0:
                 raise AdvertError("port 0")
         elif ftype in lists:

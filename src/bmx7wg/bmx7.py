@@ -26,7 +26,7 @@ import time
 import weakref
 from collections.abc import Sequence
 
-from . import spawn, watch
+from . import ints, spawn, watch
 from .address import is_node_id
 from .fsutil import unlink_quietly
 from .model import NodeInfo, Originator
@@ -54,7 +54,7 @@ def parse_metric(value: object) -> int:
     if isinstance(value, int) and not isinstance(value, bool):
         return max(value, 0)
     m = _METRIC_RE.fullmatch(value.strip()) if isinstance(value, str) else None
-    return int(m.group(1)) * _METRIC_UNITS[m.group(2)] if m else 0
+    return ints.shared(int(m.group(1)) * _METRIC_UNITS[m.group(2)]) if m else 0
 
 
 class Bmx7:
