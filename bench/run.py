@@ -274,8 +274,9 @@ def bare_rss_mb(workdir: str, python: str) -> float:
     return int(out) / 1024
 
 
-def rss_floor_mb(n: int, workdir: str, python: str) -> float:
-    """RSS of rss_floor.py holding the same N advertisers' peer data and nothing else."""
+def rss_floor_mb(n: int, workdir: str, python: str, *how: str) -> float:
+    """RSS of rss_floor.py holding the same N advertisers' peer data and nothing else
+    (`how`: "--one-record" for the one-record estimate)."""
     path = os.path.join(workdir, f"floor-{n}.txt")
     with open(path, "w") as fh:
         for i in range(1, n + 1):
@@ -283,7 +284,7 @@ def rss_floor_mb(n: int, workdir: str, python: str) -> float:
             ip = address.primary_ip(nid)
             fh.write(f"{nid} n{i} {ip} {fake_key(i)} [{ip}]:51820 "
                      f"{address.auto_address(nid, str(config.DEFAULT_AUTO_PREFIX))}/128\n")
-    out = subprocess.run([python, os.path.join(ROOT, "bench", "rss_floor.py"), path],
+    out = subprocess.run([python, os.path.join(ROOT, "bench", "rss_floor.py"), *how, path],
                          env=helper_env(workdir), check=True, capture_output=True, text=True).stdout
     return int(out) / 1024
 
@@ -320,6 +321,7 @@ def main() -> int:
             core = core_bench(n, "wgbcore0", workdir)
             lat = latency_bench(n, "wgblat0", workdir, args.samples)
             floor = rss_floor_mb(n, workdir, router_python(workdir))
+            one_record = rss_floor_mb(n, workdir, router_python(workdir), "--one-record")
             rows.append((n, raw_cold, raw_one, core, lat))
             print(f"N={n:5d}  cold {core['cold']*1000:8.1f} ms ({core['cold_writes']} write)  "
                   f"raw syncconf {raw_cold*1000:8.1f} ms  ratio {core['cold']/raw_cold:5.2f}", flush=True)
@@ -332,6 +334,8 @@ def main() -> int:
                   flush=True)
             print(f"         RSS floor {floor:.1f} MB (the helper's imports + each peer's data held once)  "
                   f"ratio {lat['rss_mb']/floor:5.2f}", flush=True)
+            print(f"         one-record estimate {one_record:.1f} MB (a record per peer with all it keeps, "
+                  f"indexes by node, key, tunnel address and endpoint; no policy tables)", flush=True)
             if py32:
                 lat["rss32"] = latency_bench(n, "wgblat0", workdir, 0, py32, tag="-32")
                 floor32 = rss_floor_mb(n, workdir, py32)
