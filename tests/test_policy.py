@@ -239,6 +239,28 @@ def test_node_unknown_to_bmx7_is_pending_and_not_configured():
     assert allowed_map(sel) == {key(A): {auto(A)}}
 
 
+def test_a_peer_that_wins_its_whole_advert_shares_the_adverts_tuple():
+    plain, more = mk_advert(A), mk_advert(B, networks=["10.7.0.0/24"], addresses=["fd00:b::1/128"])
+    sel = policy.select(context([originator(A), originator(B)], rules({"network": "10.0.0.0/8"},
+                                                                      {"network": "fd00::/8"})),
+                        {A: plain, B: more})
+    assert sel.peers[A].allowed_ips is plain.addresses          # one tuple, not a copy per peer
+    assert sel.peers[B].allowed_ips == tuple(sorted((auto(B), "fd00:b::1/128", "10.7.0.0/24"),
+                                                    key=lambda t: (":" in t, t)))
+
+
+def test_a_nodes_own_accepted_address_is_kept_as_its_text_and_read_back_as_an_entry():
+    pol = policy.Policy()
+    pol.select(context([originator(A), originator(B)], rules({"network": "10.0.0.0/8"})),
+               {A: mk_advert(A), B: mk_advert(B, networks=["10.7.0.0/24"])})
+    assert pol.nodes[A]._judged == auto(A)                   # no _Entry held for it
+    (own,) = pol.nodes[A].judged
+    assert (own.text, own.prefix, own.source, own.rule, own.reason) == (auto(A), auto(A), "address", None, None)
+    kept = policy._as_tuple(pol.nodes[B]._judged)
+    assert kept[0] == auto(B) and isinstance(kept[1], policy._Entry) and kept[1].rule is not None
+    assert [(e.text, e.source) for e in pol.nodes[B].judged] == [(auto(B), "address"), ("10.7.0.0/24", "network")]
+
+
 # ---------------------------------------------------------------------------- per-entry rejections
 
 def test_safety_reasons():

@@ -532,8 +532,9 @@ class _Node:
         self.offers: tuple[_Offer, ...] = ()   # taking part in arbitration
         self.own_claim: str | None = None      # its derived tunnel address, claimed (see update_own)
 
-    judged = property(lambda self: _as_tuple(self._judged),
-                      lambda self, items: setattr(self, "_judged", _packed(items)))
+    judged = property(lambda self: tuple([_Entry.unpacked(e) for e in _as_tuple(self._judged)]),
+                      lambda self, items: setattr(self, "_judged", _packed(tuple(
+                          [_Entry.packed(e) for e in items]))))
     offers = property(lambda self: _as_tuple(self._offers),
                       lambda self, items: setattr(self, "_offers", _packed(items)))
 
@@ -607,6 +608,20 @@ class _Entry:
         # prefix: the text if the entry may compete for it, else None
         self.text, self.prefix = text, prefix
         self.source, self.rule, self.reason = source, rule, reason
+
+    @staticmethod
+    def packed(entry: _Entry):
+        """How a node keeps an entry: a node's own derived address, accepted under no rule
+        (every node has one, most nothing else), as its text alone; unpacked() makes the
+        entry again when it is read."""
+        if (entry.reason is None and entry.rule is None and entry.source == "address"
+                and entry.prefix is entry.text):
+            return entry.text
+        return entry
+
+    @staticmethod
+    def unpacked(kept) -> _Entry:
+        return _Entry(kept, kept, "address", None, None) if type(kept) is str else kept
 
     @property
     def host(self) -> bool:
@@ -1173,12 +1188,16 @@ class _Step:
                 rejected.append((offer.entry, f"held by node {_short(holder.node_id)} with better standing"))
         if len(won) > 1:
             won.sort(key=_entry_order)
-        allowed = tuple([entry.prefix for entry in won])
+        adv = node.advert
+        allowed = [entry.prefix for entry in won]
+        # the advert's own tuple when it won whole (the usual peer: its one address): one
+        # tuple per peer fewer, thousands of times
+        allowed = adv.addresses if (adv is not None and not adv.networks and type(adv.addresses)
+                                    is tuple and list(adv.addresses) == allowed) else tuple(allowed)
         addresses = tuple([entry.prefix for entry in won if entry.source == "address"])
         networks = tuple([entry.prefix for entry in won if entry.source == "network"])
         if len(rejected) > 1:
             rejected.sort(key=lambda r: (_entry_order(r[0]), r[1]))
-        adv = node.advert
         return PeerDecision(
             node_id=node.node_id, name=node.name,
             status=status, reason=reason,
