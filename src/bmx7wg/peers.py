@@ -21,13 +21,19 @@ from .model import Advert, Originator
 
 @record(slots=True)
 class Advertiser:
-    node_id: str
+    """One advertiser (its nodeId is the table's key, what adverts() shows of it is in the
+    table's view: no slot here for either, thousands of times)."""
+
     raw: bytes = b""
     good: Advert | None = None            # last advert that decoded; kept through bad ones
     error: str | None = None              # why the latest raw bytes were rejected
-    last_seen: float = 0.0                # while absent: the last update that saw it present
-    present: bool = False                 # in the latest update: file there, node reachable
-    shown: Advert | advert.AdvertError | None = None   # what adverts() gives the policy
+    # None while present (in the latest update: file there, node reachable); while absent,
+    # the last update that saw it present
+    last_seen: float | None = 0.0
+
+    @property
+    def present(self) -> bool:
+        return self.last_seen is None
 
 
 @record
@@ -38,7 +44,7 @@ class PeerTable:
     presence_changed: bool = False        # the last update saw a node go or come back
     _absent: set[str] = field(default_factory=set)
     _last_update: float = 0.0
-    _shown: dict = field(default_factory=dict)       # node_id -> Advertiser.shown
+    _shown: dict = field(default_factory=dict)       # node_id -> what adverts() gives the policy
 
     def __post_init__(self):
         self._view = MappingProxyType(self._shown)
@@ -60,26 +66,26 @@ class PeerTable:
             entry = self.nodes.get(node_id)
             if raw is None:
                 if entry is not None and entry.present:
-                    self._gone(entry)
+                    self._gone(node_id, entry)
                 continue
             if entry is None:
-                entry = self.nodes[node_id] = Advertiser(node_id)
+                entry = self.nodes[node_id] = Advertiser()
                 self._absent.add(node_id)
-                self._show(entry)
+                self._show(node_id, entry)
             if raw != entry.raw:
                 entry.raw = raw
                 raw_changed = True
-                self._decode(entry)
+                self._decode(node_id, entry)
             entry.raw = raw                   # the caller's object: it tells changes by identity
             orig = originators.get(node_id)
             # Unknown to json/originators yet (files race): trust the file for now.
             if orig is None or orig.reachable:
                 if not entry.present:
-                    entry.present = True
+                    entry.last_seen = None
                     self._absent.discard(node_id)
                     self.presence_changed = True
             elif entry.present:
-                self._gone(entry)
+                self._gone(node_id, entry)
         for node_id in [n for n in self._absent if now - self.nodes[n].last_seen > self.hold_down]:
             del self.nodes[node_id]
             del self._shown[node_id]
@@ -88,30 +94,31 @@ class PeerTable:
         self._last_update = now
         return raw_changed or bool(self.changed_ids)
 
-    def _gone(self, entry: Advertiser) -> None:
+    def _gone(self, node_id: str, entry: Advertiser) -> None:
         """Present until the previous update: its hold-down clock starts from then."""
-        entry.present, entry.last_seen = False, self._last_update
-        self._absent.add(entry.node_id)
+        entry.last_seen = self._last_update
+        self._absent.add(node_id)
         self.presence_changed = True
 
-    def _decode(self, entry: Advertiser) -> None:
+    def _decode(self, node_id: str, entry: Advertiser) -> None:
         try:
             entry.good, entry.error = advert.decode(entry.raw), None
         except advert.AdvertError as exc:
             # A broken advert never removes what the node advertised before.
             entry.error = str(exc)
-        self._show(entry)
+        self._show(node_id, entry)
 
-    def _show(self, entry: Advertiser) -> None:
+    def _show(self, node_id: str, entry: Advertiser) -> None:
+        before = self._shown.get(node_id)
         if entry.good is not None:
             shown = entry.good
-        elif isinstance(entry.shown, advert.AdvertError) and str(entry.shown) == entry.error:
-            shown = entry.shown
+        elif isinstance(before, advert.AdvertError) and str(before) == entry.error:
+            shown = before
         else:
             shown = advert.AdvertError(entry.error or "no advert")
-        if shown is not entry.shown:
-            entry.shown = self._shown[entry.node_id] = shown
-            self.changed_ids.add(entry.node_id)
+        if shown is not before:
+            self._shown[node_id] = shown
+            self.changed_ids.add(node_id)
 
     def absent_since(self, now: float, node_id: str) -> float | None:
         """Seconds a node has been missing, None if it is present right now."""
