@@ -243,10 +243,16 @@ class PeerDecision:
     public_key: str | None = None
     endpoint: str | None = None
     addresses: tuple[str, ...] = ()                # accepted tunnel addresses
-    accepted_networks: tuple[str, ...] = ()
-    allowed_ips: tuple[str, ...] = ()              # addresses + accepted_networks
+    allowed_ips: tuple[str, ...] = ()              # addresses + accepted networks, in address order
     routed: tuple[Route, ...] = ()                 # those whose rule sets a table or metric
     rejected: tuple[tuple[str, str], ...] = ()     # (entry, reason)
+
+    @property
+    def accepted_networks(self) -> tuple[str, ...]:
+        """The allowed-ips that are not addresses (made when asked: one slot less per peer)."""
+        if self.addresses is self.allowed_ips:
+            return ()
+        return tuple([p for p in self.allowed_ips if p not in self.addresses])
 
     @property
     def routes(self) -> tuple[Route, ...]:
@@ -1195,7 +1201,6 @@ class _Step:
         allowed = adv.addresses if (adv is not None and not adv.networks and type(adv.addresses)
                                     is tuple and list(adv.addresses) == allowed) else tuple(allowed)
         addresses = tuple([entry.prefix for entry in won if entry.source == "address"])
-        networks = tuple([entry.prefix for entry in won if entry.source == "network"])
         if len(rejected) > 1:
             rejected.sort(key=lambda r: (_entry_order(r[0]), r[1]))
         return PeerDecision(
@@ -1205,7 +1210,6 @@ class _Step:
             endpoint=node.endpoint if status == ACCEPTED else None,
             # one tuple object where they are equal (the usual peer: one address)
             addresses=allowed if len(addresses) == len(allowed) else addresses,
-            accepted_networks=allowed if len(networks) == len(allowed) else networks,
             allowed_ips=allowed,
             routed=tuple([Route(e.prefix, e.rule.table, e.rule.metric) for e in won
                           if e.rule is not None and (e.rule.table, e.rule.metric) != (None, None)]),
