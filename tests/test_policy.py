@@ -496,3 +496,20 @@ def test_overlapping_prefix_follows_bmx7(allow, brk, holders_b):
         # a more specific offer with the better metric keeps its prefix
         better_b = [originator(A, metric=100), originator(B, metric=900)]
         assert policy.select(context(better_b, rs), ads).holders["10.1.0.0/16"] == B
+
+
+# ---------------------------------------------------------------------------- endpoint index
+
+def test_endpoint_index_keeps_an_address_until_the_last_node_with_it_moves_away():
+    idx, touched = policy._Endpoints(), []
+    a, b = (6, 0xfd70 << 112 | 1), (4, 0x0a000001)
+    idx.move(None, a, touched)
+    idx.move(None, a, touched)                      # a second node copies the primaryIp
+    idx.move(None, b, touched)
+    assert touched == [a, b] and idx.by_version == {4: [b[1]], 6: [a[1]]} and idx.copies == {a: 1}
+    touched.clear()
+    idx.move(a, None, touched)                      # one of the two leaves: still there
+    assert touched == [] and idx.by_version[6] == [a[1]] and idx.copies == {}
+    idx.move(a, b, touched)                         # the other moves onto b
+    assert touched == [a] and idx.by_version == {4: [b[1]], 6: []} and idx.copies == {b: 1}
+    assert str(idx.inside((4, 0x0a000000, 0x0a0000ff))) == "10.0.0.1"

@@ -267,3 +267,30 @@ def test_proven_keys_protect_good_peers_on_a_fresh_observer(world):
     for nid in world.good:
         if nid in world.ctx.originators and sel.peers[nid].status != "rejected":
             assert sel.peers[nid].public_key == key(nid)
+
+
+ENDPOINT_POOL = [(6, 0xfd70 << 112 | 1), (6, 0xfd70 << 112 | 2), (4, 0x0a000001), (4, 0x0a000002)]
+
+
+@SETTINGS
+@given(moves=st.lists(st.tuples(st.integers(0, 5), st.sampled_from([None, *ENDPOINT_POOL])), max_size=40))
+def test_endpoint_index_equals_the_set_of_addresses_nodes_have(moves):
+    """_Endpoints after any sequence of nodes moving between a few shared addresses: each
+    address any node has is listed once, in order; `touched` named every appearance and
+    disappearance."""
+    idx, have, touched, seen = policy._Endpoints(), {}, [], set()
+    for node, ip in moves:
+        idx.move(have.get(node), ip, touched)
+        if ip is None:
+            have.pop(node, None)
+        else:
+            have[node] = ip
+        now = set(have.values())
+        assert sorted(touched) == sorted(now ^ seen)
+        touched.clear()
+        seen = now
+        assert idx.by_version == {v: sorted(a for ver, a in now if ver == v) for v in (4, 6)}
+        counts = {}
+        for ip in have.values():
+            counts[ip] = counts.get(ip, 0) + 1
+        assert idx.copies == {ip: n - 1 for ip, n in counts.items() if n > 1}

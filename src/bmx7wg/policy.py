@@ -425,35 +425,39 @@ class _AddressIndex:
 class _Endpoints(_AddressIndex):
     """Every originator's primaryIp (the peer endpoints), updated one node at a time.
 
-    An address is kept as one int: itself for IPv6, ~address (negative) for IPv4. Which node
-    has which is the caller's (its originators, as last seen)."""
+    Each address is in the sorted lists once, however many nodes have it; `copies` counts
+    the nodes beyond the first (a node may copy another's primaryIp: rare, so no count is
+    kept for the thousands of addresses only one node has). Which node has which is the
+    caller's (its originators, as last seen)."""
 
     def __init__(self):
         super().__init__()
-        self.count: dict[int, int] = {}      # address -> nodes with it (a node may copy one)
+        # (version, address) -> nodes with it beyond the first
+        self.copies: dict[tuple[int, int], int] = {}
 
     def move(self, was: tuple[int, int] | None, ip: tuple[int, int] | None, touched: list) -> None:
         """A node's endpoint went from `was` to `ip` ((version, address) or None); addresses
         that appear or vanish go to `touched`."""
-        old = None if was is None else (was[1] if was[0] == 6 else ~was[1])
-        new = None if ip is None else (ip[1] if ip[0] == 6 else ~ip[1])
-        if old == new:
+        if was == ip:
             return
-        if old is not None:
-            if self.count[old] > 1:
-                self.count[old] -= 1
+        if was is not None:
+            extra = self.copies.get(was)
+            if extra:
+                if extra > 1:
+                    self.copies[was] = extra - 1
+                else:
+                    del self.copies[was]
             else:
-                del self.count[old]
-                version, value = (6, old) if old >= 0 else (4, ~old)
-                values = self.by_version[version]
-                del values[bisect.bisect_left(values, value)]
-                touched.append((version, value))
-        if new is not None:
-            if new in self.count:
-                self.count[new] += 1
+                values = self.by_version[was[0]]
+                del values[bisect.bisect_left(values, was[1])]
+                touched.append(was)
+        if ip is not None:
+            values = self.by_version[ip[0]]
+            i = bisect.bisect_left(values, ip[1])
+            if i < len(values) and values[i] == ip[1]:
+                self.copies[ip] = self.copies.get(ip, 0) + 1
             else:
-                self.count[new] = 1
-                bisect.insort(self.by_version[ip[0]], ip[1])
+                values.insert(i, ip[1])
                 touched.append(ip)
 
 
