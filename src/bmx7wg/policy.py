@@ -867,7 +867,7 @@ class _Step:
                                      "address" if own else source, rule, reason))
         node.judged, node.judged_advert, node.judged_name = tuple(judged), node.advert_in, node.name
         users, plens = self.pol.net_users, self.pol.user_plens
-        for entry in node.judged:
+        for entry in judged:                     # not node.judged: it would unpack them again
             if _add_member(users, entry.text, node.node_id):
                 _count_length(plens, entry.text, 1)
 
@@ -1178,9 +1178,10 @@ class _Step:
             status, reason = REJECTED, node.key_reason
         won, rejected = [], []
         if status == ACCEPTED:
-            rejected = [(entry, entry.reason) for entry in node.judged if entry.reason is not None]
+            judged = node.judged                 # unpacked once (see _Entry.packed)
+            rejected = [(entry, entry.reason) for entry in judged if entry.reason is not None]
             if node.own_claim is not None:
-                entry = next(e for e in node.judged if e.prefix == node.own_claim)
+                entry = next(e for e in judged if e.prefix == node.own_claim)
                 holder = min(_members(self.pol.own_claims[node.own_claim]))
                 if holder == node.node_id:
                     won.append(entry)
