@@ -35,12 +35,15 @@ def _wg(*args: str, stdin=None) -> str:
                           stdin=stdin).stdout
 
 
+KEEPALIVE = 25      # the helper's default: every synthetic peer's persistent keepalive
+
+
 def synthetic_peers(n: int) -> dict[str, PeerSpec]:
-    """n peers shaped like the mesh's: one /128, one /24, an endpoint, keepalive 25."""
+    """n peers shaped like the mesh's: one /128, one /24, an endpoint (keepalive: KEEPALIVE)."""
     keys = (base64.b64encode(secrets.token_bytes(32)).decode() for _ in range(n))
     return {k: PeerSpec(k, f"[fd70::{i + 1:x}]:51820",
                         cidrs((f"fd77:{i >> 16:x}:{i & 0xffff:x}::1/128",
-                               f"10.{i >> 8 & 255}.{i & 255}.0/24")), 25)
+                               f"10.{i >> 8 & 255}.{i & 255}.0/24")))
             for i, k in enumerate(keys)}
 
 
@@ -54,8 +57,7 @@ def _conf(peers: dict[str, PeerSpec], private_key_path: str | None) -> str:
                   f"AllowedIPs = {', '.join(sorted(p.allowed_ips))}"]
         if p.endpoint:
             lines.append(f"Endpoint = {p.endpoint}")
-        if p.keepalive:
-            lines.append(f"PersistentKeepalive = {p.keepalive}")
+        lines.append(f"PersistentKeepalive = {KEEPALIVE}")
     return "\n".join(lines) + "\n"
 
 
@@ -96,7 +98,7 @@ def helper_cold(backend: Backend, ifname: str, peers: dict[str, PeerSpec],
     with inside(netns):
         _syncconf(ifname, {}, private_key_path)
         t = time.perf_counter()
-        backend.apply(ifname, plan(backend.dump(ifname), peers, set()))
+        backend.apply(ifname, plan(backend.dump(ifname), peers, set(), keepalive=KEEPALIVE))
         return time.perf_counter() - t
 
 
@@ -109,10 +111,9 @@ def helper_single(backend: Backend, ifname: str, peers: dict[str, PeerSpec],
     with inside(netns):
         for i in range(repeat):
             want = dict(peers)
-            want[key] = PeerSpec(key, base.endpoint, (f"10.255.{i % 2}.0/24",),
-                                 base.keepalive)
+            want[key] = PeerSpec(key, base.endpoint, (f"10.255.{i % 2}.0/24",))
             t = time.perf_counter()
-            backend.apply(ifname, plan(backend.dump(ifname), want, set(want)))
+            backend.apply(ifname, plan(backend.dump(ifname), want, set(want), keepalive=KEEPALIVE))
             times.append(time.perf_counter() - t)
     return statistics.median(times)
 

@@ -127,12 +127,12 @@ def test_incremental_steps_leave_wireguard_as_a_full_recompute_would(data):
         assert wg.writes - writes == result.writes <= 1
         assert (result.writes == 0) == (before == want)
         assert rec.routes == wanted_routes(sel, cfg)
-        assert {k: (s.endpoint, s.allowed_ips) for k, s in rec.desired.items()} == \
+        assert {k: (d.endpoint, cidrs(d.allowed_ips)) for k, d in rec.desired.items()} == \
             {k: (p["endpoint"], cidrs(p["ips"])) for k, p in want.items()}
-        assert rec.node_of_key == {d.public_key: n for n, d in sel.peers.items() if d.allowed_ips}
+        assert rec.node_of_keys() == {d.public_key: n for n, d in sel.peers.items() if d.allowed_ips}
         assert {k: (p.endpoint, p.allowed_ips) for k, p in rec.device.peers.items()} == \
             {k: (p["endpoint"], cidrs(p["ips"])) for k, p in want.items()}
-        now_configured = {k: rec.node_of_key[k] for k in want}
+        now_configured = {k: rec.node_of(k) for k in want}
         for nid in result.removed:       # a copied key changing hands: the old node's removal
             gone = [k for k, n in configured.items() if n == nid and now_configured.get(k) != nid]
             assert gone, nid
@@ -263,7 +263,7 @@ def _restart(rec, wg, hold=10.0):
     from bmx7wg import history
     again = _restarted(wg, rec.owned)
     again.selection = history.seed(history.dump(rec.selection))
-    again.await_previous(dict(rec.node_of_key), hold, rec.routes)
+    again.await_previous(rec.node_of_keys(), hold, rec.routes)
     return again
 
 

@@ -30,8 +30,8 @@ def synthetic_key() -> str:
     return base64.b64encode(secrets.token_bytes(32)).decode()
 
 
-def spec(key, ips=(), endpoint=None, keepalive=0) -> PeerSpec:
-    return PeerSpec(key, endpoint, cidrs(ips), keepalive)
+def spec(key, ips=(), endpoint=None) -> PeerSpec:
+    return PeerSpec(key, endpoint, cidrs(ips))
 
 
 @pytest.fixture
@@ -225,11 +225,11 @@ def test_dump_of_missing_device_is_none(dev):
 
 def test_unchanged_means_zero_writes(dev):
     backend, ifname = dev
-    desired = {k: spec(k, [f"fd77:b::{i}/128", f"10.7.{i}.0/24"], f"[fd00:bb::{i}]:5182{i}", 25)
+    desired = {k: spec(k, [f"fd77:b::{i}/128", f"10.7.{i}.0/24"], f"[fd00:bb::{i}]:5182{i}")
                for i, k in enumerate((synthetic_key() for _ in range(3)), 1)}
-    assert backend.apply(ifname, plan(backend.dump(ifname), desired, set())) == 1
+    assert backend.apply(ifname, plan(backend.dump(ifname), desired, set(), keepalive=25)) == 1
     for _ in range(2):
-        args = plan(backend.dump(ifname), desired, set(desired))
+        args = plan(backend.dump(ifname), desired, set(desired), keepalive=25)
         assert args == [] and backend.apply(ifname, args) == 0
     assert backend.writes == 1
 
@@ -239,12 +239,26 @@ def test_one_change_is_one_write_touching_one_peer(dev):
     keys = [synthetic_key() for _ in range(3)]
     desired = {k: spec(k, [f"10.8.{i}.0/24"], f"10.99.0.{i}:51820") for i, k in enumerate(keys)}
     backend.apply(ifname, plan(backend.dump(ifname), desired, set()))
-    desired[keys[1]] = spec(keys[1], ["10.8.1.0/24"], "10.99.0.1:51820", keepalive=15)
+    desired[keys[1]] = spec(keys[1], ["10.8.1.0/24"], "10.99.0.1:51999")
     args = plan(backend.dump(ifname), desired, set(keys))
-    assert args == ["peer", keys[1], "persistent-keepalive", "15"]
+    assert args == ["peer", keys[1], "endpoint", "10.99.0.1:51999"]
     before = backend.writes
     assert backend.apply(ifname, args) == 1 and backend.writes == before + 1
-    assert backend.dump(ifname).peers[keys[1]].keepalive == 15
+    assert backend.dump(ifname).peers[keys[1]].endpoint == "10.99.0.1:51999"
+
+
+def test_keepalive_is_the_interfaces_for_every_peer(dev):
+    backend, ifname = dev
+    keys = sorted(synthetic_key() for _ in range(2))
+    desired = {k: spec(k, [f"10.6.{i}.0/24"], f"10.99.0.{i}:51820") for i, k in enumerate(keys)}
+    backend.apply(ifname, plan(backend.dump(ifname), desired, set()))
+    args = plan(backend.dump(ifname), desired, set(keys), keepalive=15)
+    assert args == [a for k in keys for a in ("peer", k, "persistent-keepalive", "15")]
+    assert backend.apply(ifname, args) == 1
+    assert [p.keepalive for p in backend.dump(ifname).peers.values()] == [15, 15]
+    assert plan(backend.dump(ifname), desired, set(keys), keepalive=15) == []
+    assert plan(backend.dump(ifname), desired, set(keys)) == \
+        [a for k in keys for a in ("peer", k, "persistent-keepalive", "off")]
 
 
 def test_only_owned_peers_are_removed(dev, ns_a):
@@ -303,9 +317,10 @@ POOL = [synthetic_key() for _ in range(6)]
 
 def peer_at(i: int):
     return st.builds(
-        lambda nets, ep, ka: spec(POOL[i], [f"10.{i}.{n}.0/24" for n in nets],
-                                  f"[fd00:bb::{ep}]:51820" if ep else None, ka),
-        st.sets(st.integers(0, 3), max_size=3), st.integers(0, 2), st.sampled_from([0, 25]))
+        lambda nets, ep: spec(POOL[i], [f"10.{i}.{n}.0/24" for n in nets],
+                              f"[fd00:bb::{ep}]:51820" if ep else None),
+        st.sets(st.integers(0, 3), max_size=3), st.integers(0, 2))
+keepalives = st.sampled_from([0, 25])
 
 
 # peers drawn from a pool of six keys; each key owns its own networks, so no overlaps
@@ -314,32 +329,33 @@ peers_strategy = st.sets(st.integers(0, 5)).flatmap(
 
 
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(initial=peers_strategy, desired=peers_strategy, owned=st.sets(st.sampled_from(POOL)))
-def test_plan_apply_converges_and_respects_ownership(dev, initial, desired, owned):
+@given(initial=peers_strategy, desired=peers_strategy, owned=st.sets(st.sampled_from(POOL)),
+       ka_before=keepalives, ka=keepalives)
+def test_plan_apply_converges_and_respects_ownership(dev, initial, desired, owned, ka_before, ka):
     backend, ifname = dev
     leftover = backend.dump(ifname).peers
     if leftover:
         sh("wg", "set", ifname, *[a for k in leftover for a in ("peer", k, "remove")])
-    backend.apply(ifname, plan(None, {p.public_key: p for p in initial}, set()))
+    backend.apply(ifname, plan(None, {p.public_key: p for p in initial}, set(), keepalive=ka_before))
     want = {p.public_key: p for p in desired}
     before = backend.dump(ifname)
-    args = plan(before, want, owned)
+    args = plan(before, want, owned, keepalive=ka)
     writes = backend.writes
     assert backend.apply(ifname, args) == (1 if args else 0) == backend.writes - writes
     after = backend.dump(ifname)
     for key, p in want.items():
         got = after.peers[key]
-        assert got.allowed_ips == p.allowed_ips and got.keepalive == p.keepalive
+        assert got.allowed_ips == p.allowed_ips and got.keepalive == ka
         assert got.endpoint == (p.endpoint or (before.peers[key].endpoint if key in before.peers else None))
     kept = {k for k in before.peers if k not in want and k not in owned}
     assert set(after.peers) == set(want) | kept
-    assert plan(after, want, owned) == []
+    assert plan(after, want, owned, keepalive=ka) == []
 
 
-def as_device(specs, handshake=None) -> DeviceState:
+def as_device(specs, handshake=None, keepalive=0) -> DeviceState:
     """The device after these specs were applied (what reconcile patches into its cache)."""
     return DeviceState(public_key=None, listen_port=1, peers={
-        p.public_key: PeerState(p.public_key, p.endpoint, p.allowed_ips, handshake, 0, 0, p.keepalive)
+        p.public_key: PeerState(p.public_key, p.endpoint, p.allowed_ips, handshake, 0, 0, keepalive)
         for p in specs})
 
 
@@ -419,7 +435,7 @@ def test_handshake_ping_and_roaming(ns_a, ns_b, tmp_path):
 
 def synthetic_peers(n: int) -> dict[str, PeerSpec]:
     return {k: spec(k, [f"fd77:{i >> 16:x}:{i & 0xffff:x}::1/128", f"10.{i >> 8 & 255}.{i & 255}.0/24"],
-                    f"[fd70::{i + 1:x}]:51820", 25)
+                    f"[fd70::{i + 1:x}]:51820")
             for i, k in enumerate(synthetic_key() for _ in range(n))}
 
 
@@ -436,7 +452,7 @@ def test_1000_peers_in_one_write(dev, capsys):
     assert len(state.peers) == 1000 and plan(state, desired, set(desired)) == []
     t4 = time.perf_counter()
     victim = sorted(desired)[500]
-    desired[victim] = spec(victim, ["10.250.0.0/24"], desired[victim].endpoint, 25)
+    desired[victim] = spec(victim, ["10.250.0.0/24"], desired[victim].endpoint)
     args = plan(backend.dump(ifname), desired, set(desired))
     assert args == ["peer", victim, "allowed-ips", "10.250.0.0/24"]
     t5 = time.perf_counter()

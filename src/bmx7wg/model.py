@@ -72,12 +72,13 @@ def cidrs(values) -> tuple[str, ...]:
 
 @record(frozen=True, slots=True)
 class PeerSpec:
-    """Desired configuration of one WireGuard peer."""
+    """Desired configuration of one WireGuard peer, as wg.plan reads it: any object with
+    these attributes will do (the reconciler hands it policy.PeerDecision objects). The
+    persistent keepalive is the interface's, one argument of wg.plan for all peers."""
 
     public_key: str
     endpoint: str | None                 # "[fd70::1]:51820" or "10.0.0.1:51820"
-    allowed_ips: tuple[str, ...] = ()    # canonical CIDR strings, sorted: see cidrs()
-    keepalive: int = 0
+    allowed_ips: tuple[str, ...] = ()    # canonical CIDR strings (any order: see cidrs())
 
 
 @record(frozen=True, slots=True)

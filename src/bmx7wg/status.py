@@ -36,7 +36,7 @@ def _peer(helper, mono: float, node_id: str, entry) -> dict:
     decision = rec.selection.peers.get(node_id) if rec.selection else None
     key = decision.public_key if decision else (entry.good.public_key if entry.good else None)
     wgpeer = rec.device.peers.get(key) if (rec.device and key) else None
-    if wgpeer is not None and rec.node_of_key.get(key, node_id) != node_id:
+    if wgpeer is not None and rec.node_of(key, node_id) != node_id:
         wgpeer = None         # a copied key: that WireGuard peer is the other node's, not this one's
     orig = rec.known_originators.get(node_id)
     name = decision.name if decision and decision.name else (orig.name if orig else None)

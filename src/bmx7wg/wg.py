@@ -311,7 +311,7 @@ def _endpoint_stale(spec: PeerSpec, have: PeerState, live: Callable[[PeerState],
 
 
 def _peer_args(spec: PeerSpec, have: PeerState | None, live: Callable[[PeerState], bool],
-               canonical: bool = False) -> list[str]:
+               canonical: bool, keepalive: int) -> list[str]:
     fields: list[str] = []
     if have is None or _endpoint_stale(spec, have, live):
         if spec.endpoint is not None:
@@ -326,8 +326,8 @@ def _peer_args(spec: PeerSpec, have: PeerState | None, live: Callable[[PeerState
         have_ips = canonical_cidrs(have.allowed_ips, spec.public_key) if have else ()
         if want_ips != have_ips:
             fields += ["allowed-ips", ",".join(want_ips)]   # replaces the whole set
-    if spec.keepalive != (have.keepalive if have else 0):
-        fields += ["persistent-keepalive", str(spec.keepalive) if spec.keepalive else "off"]
+    if keepalive != (have.keepalive if have else 0):
+        fields += ["persistent-keepalive", str(keepalive) if keepalive else "off"]
     if have is not None and not fields:
         return []
     return ["peer", spec.public_key, *fields]
@@ -338,8 +338,9 @@ def _plain_endpoint(endpoint: str) -> bool:
     return "%" not in endpoint and "::ffff:" not in endpoint
 
 
-def plan(current: DeviceState | None, desired: dict[str, PeerSpec], owned: Container[str],
-         live: Callable[[PeerState], bool] = wall_live, canonical: bool = False) -> list[str]:
+def plan(current: DeviceState | None, desired: Mapping[str, PeerSpec], owned: Container[str],
+         live: Callable[[PeerState], bool] = wall_live, canonical: bool = False,
+         keepalive: int = 0) -> list[str]:
     """Arguments for one `wg set IF ...` turning `current` into `desired`.
 
     Empty when nothing differs. Peers not desired are removed only when in `owned`.
@@ -348,6 +349,7 @@ def plan(current: DeviceState | None, desired: dict[str, PeerSpec], owned: Conta
     `canonical`: the caller vouches that desired's allowed-ips and endpoints are the text
     `ipaddress` gives (as policy.py makes them), so new peers skip parsing them again; the
     result is the same.
+    `keepalive`: every desired peer's persistent keepalive (0: off).
     """
     have = current.peers if current else {}
     args: list[str] = []
@@ -355,13 +357,13 @@ def plan(current: DeviceState | None, desired: dict[str, PeerSpec], owned: Conta
         if key not in desired and key in owned:
             args += ["peer", key, "remove"]
     for key in sorted(desired):
-        args += _peer_args(desired[key], have.get(key), live, canonical)
+        args += _peer_args(desired[key], have.get(key), live, canonical, keepalive)
     return args
 
 
-def plan_changed(current: DeviceState | None, desired: dict[str, PeerSpec], owned: Container[str],
+def plan_changed(current: DeviceState | None, desired: Mapping[str, PeerSpec], owned: Container[str],
                  keys: Iterable[str], live: Callable[[PeerState], bool] = wall_live,
-                 canonical: bool = False) -> list[str]:
+                 canonical: bool = False, keepalive: int = 0) -> list[str]:
     """`plan` looked at only for the public keys in `keys`.
 
     For a caller whose `current` is its own up-to-date model of the device (it applied the
@@ -377,7 +379,7 @@ def plan_changed(current: DeviceState | None, desired: dict[str, PeerSpec], owne
             args += ["peer", key, "remove"]
     for key in keys:
         if key in desired:
-            args += _peer_args(desired[key], have.get(key), live, canonical)
+            args += _peer_args(desired[key], have.get(key), live, canonical, keepalive)
     return args
 
 
