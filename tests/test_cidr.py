@@ -62,3 +62,18 @@ def test_address_is_inet_pton_spelling(text, found):
     assert cidr.address(text) == found
     if found is not None:
         assert int(ipaddress.ip_address(text)) == found[1]
+
+
+@pytest.mark.parametrize("text", ["10.1.2.3", "0.0.0.0", "255.255.255.255", "fd70::1", "::", "::ffff:10.1.2.3",
+                                  "::10.1.2.3", "FD70:0::1"])
+def test_address_key_is_one_int_per_address_and_ipv4_never_meets_ipv6(text):
+    ip = ipaddress.ip_address(text)
+    key = cidr.address_key(text)
+    assert key == (int(ip) if ip.version == 6 else int(ip) | 1 << 128)
+    assert cidr.address_key(str(ip)) == key
+    assert key >= 1 << 128 if ip.version == 4 else key < 1 << 128
+
+
+@pytest.mark.parametrize("bad", ["fe80::1%eth0", "10.1.2", "", "10.1.2.3/32", None, 42])
+def test_address_key_refuses_what_is_no_address(bad):
+    assert cidr.address_key(bad) is None

@@ -109,3 +109,21 @@ def test_a_proof_outlives_a_clock_step_and_ends_when_the_session_goes_stale():
     mono[0] += STALE_HANDSHAKE - 30 - 10
     rec.refresh_device()
     assert rec.proven_keys() == {}
+
+
+def test_proofs_follow_an_originator_moving_onto_and_off_a_sessions_endpoint():
+    """Proofs are worked out again only when their inputs move; an originator taking (or
+    leaving) the address of a live session's endpoint is one, without a new dump."""
+    rec = reconciler(session("[fd70:dead::1]:51820", age=30))
+    adverts = {nid: advert.encode(mk_advert(nid, public_key=STOLEN)) for nid in (THIEF, VICTIM)}
+    own = NodeInfo(ME, "me", originator(ME).primary_ip)
+
+    def step(t, victim_ip=None):
+        origs = {THIEF: originator(THIEF), VICTIM: originator(VICTIM, primary_ip=victim_ip)}
+        rec.step(t, own, adverts, origs)
+        return rec.selection.peers
+
+    assert step(1000.0)[THIEF].status == "accepted"           # no proof: the lower nodeId
+    peers = step(1001.0, victim_ip="fd70:dead::1")             # the victim now lives there
+    assert peers[VICTIM].status == "accepted" and peers[THIEF].status == "rejected"
+    assert step(1002.0)[THIEF].status == "accepted"           # and moved away again

@@ -13,8 +13,8 @@ reload or a new key fall back to comparing everything.
 
 from __future__ import annotations
 
+import bisect
 import gc
-import ipaddress
 import time
 from collections.abc import Callable
 from .record import record, field, replace
@@ -74,7 +74,6 @@ class Reconciler:
         self._plan_keys: set[str] = set()              # peers changed since the last plan
         self._route_count: dict[tuple, int] = {}       # route -> number of decisions asking for it
         self._proofs = _Proofs()
-        self._ip_cache: dict[str, object] = {}
 
     def await_previous(self, node_of_key: dict[str, str], hold: float, routes=frozenset()) -> None:
         """After a restart: act on nothing until every node of the previous run's peers
@@ -169,12 +168,12 @@ class Reconciler:
             return {}                          # no live session: nothing to look up
         node_at = {}
         for node_id, orig in self.known_originators.items():
-            ip = self._ip(orig.primary_ip)
+            ip = cidr.address_key(orig.primary_ip)
             if ip is not None:
                 node_at[ip] = node_id
         proven = {}
         for peer in live:
-            node_id = node_at.get(self._ip(_endpoint_host(peer.endpoint)))
+            node_id = node_at.get(_endpoint_key(peer.endpoint))
             if node_id is not None:
                 proven[peer.public_key] = node_id
         return proven
@@ -184,20 +183,6 @@ class Reconciler:
         if not self.sessions.any_live():
             return []
         return [p for p in self.kernel_peers.values() if p.endpoint and self.sessions.live(p)]
-
-    def _ip(self, text: str):
-        """ipaddress.ip_address(text) or None, remembered: the same few thousand strings
-        come back on every call."""
-        ip = self._ip_cache.get(text, _MISSING)
-        if ip is _MISSING:
-            if len(self._ip_cache) > 4 * (len(self.known_originators) + len(self.kernel_peers)) + 64:
-                self._ip_cache = {}
-            try:
-                ip = ipaddress.ip_address(text)
-            except (ValueError, TypeError):
-                ip = None
-            self._ip_cache[text] = ip
-        return ip
 
     def step(self, now: float, own: NodeInfo, received: dict[str, bytes],
              originators: dict[str, Originator]) -> StepResult:
@@ -453,29 +438,35 @@ class _Proofs:
         self.used: dict[str, str] | None = None        # what the policy last ran with
         self.source = None                              # the kernel_peers it was read from
         self.expires = 0.0
-        self.hosts: set = set()                         # endpoint addresses of live sessions
+        # endpoint addresses of live sessions (cidr.address_key), sorted: a list of ints,
+        # not a set of address objects (0.9 MB less at 5,000 live sessions)
+        self.hosts: list[int] = []
 
     def current(self, rec: Reconciler, replaced: list[Originator]) -> dict[str, str]:
         sessions = rec.sessions
         if self.source is rec.kernel_peers and sessions.mono() < self.expires and not any(
-                rec._ip(o.primary_ip) in self.hosts or o.node_id in self.proven.values()
+                self.at_host(o.primary_ip) or o.node_id in self.proven.values()
                 for o in replaced):
             return self.proven
         live = rec.live_sessions()
         proven = rec.proven_keys(live)
         self.source = rec.kernel_peers
         self.expires = min((sessions.stale_at(p) for p in live), default=float("inf"))
-        self.hosts = {rec._ip(_endpoint_host(p.endpoint)) for p in live}
+        self.hosts = sorted([k for k in map(_endpoint_key, (p.endpoint for p in live)) if k is not None])
         if proven != self.proven:
             self.proven = proven
         return self.proven
 
+    def at_host(self, ip_text: str) -> bool:
+        """A live session's endpoint is at this address."""
+        key, hosts = cidr.address_key(ip_text), self.hosts
+        i = bisect.bisect_left(hosts, key) if key is not None else len(hosts)
+        return i < len(hosts) and hosts[i] == key
 
-_MISSING = object()
 
-
-def _endpoint_host(endpoint: str) -> str:
-    return endpoint.rpartition(":")[0].strip("[]").partition("%")[0]
+def _endpoint_key(endpoint: str) -> int | None:
+    """cidr.address_key of an endpoint's address ("[fd70::1%eth0]:51820" -> fd70::1)."""
+    return cidr.address_key(endpoint.rpartition(":")[0].strip("[]").partition("%")[0])
 
 
 def _inside_prefix(network: str, prefix) -> bool:
