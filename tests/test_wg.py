@@ -192,8 +192,9 @@ def test_parse_dump_builds_peers_from_the_known_ones():
                        f"{k2}\t(none)\t[fd00::2]:1\t10.9.0.0/16\t0\t0\t0\toff\n"
                        f"{k3}\t(none)\t(none)\t(none)\t0\t0\t0\toff\n", known)
     p1, p2 = moved.peers[k1], moved.peers[k2]
-    assert (p1.latest_handshake, p1.rx, p1.tx) == (1732550000, 10, 20) and p1 is not known[k1]
-    assert p1.allowed_ips is known[k1].allowed_ips and p1.endpoint is known[k1].endpoint
+    # new handshake and counters: the same object, brought up to date in place
+    assert (p1.latest_handshake, p1.rx, p1.tx) == (1732550000, 10, 20) and p1 is known[k1]
+    assert p2 is not known[k2] and known[k2].endpoint is None     # a new endpoint: a new object
     assert (p2.endpoint, p2.allowed_ips) == ("[fd00::2]:1", ("10.9.0.0/16",))
     assert moved.peers[k3].public_key == k3 and set(moved.peers) == {k1, k2, k3}
     assert parse_dump(head, known).peers == {}     # a peer gone from the kernel is gone

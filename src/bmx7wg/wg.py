@@ -190,8 +190,9 @@ def parse_dump(text: str, reuse: Mapping[str, PeerState] | None = None) -> Devic
     """Parse `wg show IF dump`; the private and preshared keys are dropped unread.
 
     `reuse`: peers known from before (the reconciler's model). A line that describes one
-    of them the same way gives back that very object, or at least its key, endpoint and
-    allowed-ips; and lines are taken one at a time. So a dump of thousands of peers never
+    of them the same way gives back that very object, its handshake and counters brought
+    up to date in place (see PeerState), or at least its key, endpoint and allowed-ips;
+    and lines are taken one at a time. So a dump of thousands of peers never
     holds a second copy of them all, which would raise the heap's high-water mark (and
     the RSS, which pymalloc rarely gives back) at every stats read.
     """
@@ -250,8 +251,9 @@ def _dumped_peer(old: PeerState | None, key: str, endpoint: str | None, allowed:
         ips = ips if fresh == ips else fresh
     if endpoint == old.endpoint:
         endpoint = old.endpoint
-    if (endpoint is old.endpoint and ips is old.allowed_ips and keepalive == old.keepalive
-            and (handshake, rx, tx) == (old.latest_handshake, old.rx, old.tx)):
+    if endpoint is old.endpoint and ips is old.allowed_ips and keepalive == old.keepalive:
+        if (handshake, rx, tx) != (old.latest_handshake, old.rx, old.tx):
+            old.latest_handshake, old.rx, old.tx = handshake, rx, tx    # see PeerState
         return old
     return PeerState(public_key=old.public_key, endpoint=endpoint, allowed_ips=ips,
                      latest_handshake=handshake, rx=rx, tx=tx, keepalive=keepalive)
