@@ -513,3 +513,19 @@ def test_endpoint_index_keeps_an_address_until_the_last_node_with_it_moves_away(
     idx.move(a, b, touched)                         # the other moves onto b
     assert touched == [a] and idx.by_version == {4: [b[1]], 6: []} and idx.copies == {b: 1}
     assert str(idx.inside((4, 0x0a000000, 0x0a0000ff))) == "10.0.0.1"
+
+
+def test_a_key_judged_again_keeps_each_claims_age():
+    """A step that judges a key again (a third claimant comes) ranks the standing claims by
+    the ages the previous selection holds, not only the claims made in this step."""
+    old, mid, new = node_id_starting("9", "age"), node_id_starting("1", "age"), node_id_starting("5", "age")
+    origs = [originator(n) for n in (old, mid, new)]
+    ads = {n: mk_advert(n, public_key=key("shared")) for n in (old, mid, new)}
+    pol = policy.Policy()
+    first = pol.select(context(origs, now=10), {old: ads[old]})
+    second = pol.select(context(origs, previous=first, now=20), {old: ads[old], mid: ads[mid]}, changed={mid})
+    third = pol.select(context(origs, previous=second, now=30), ads, changed={new})
+    assert third.peers[old].status == "accepted"
+    (conflict,) = [c for c in third.conflicts if c.kind == "key"]
+    assert (conflict.winner, conflict.losers, conflict.decided_by) == (old, tuple(sorted((mid, new))), "older claim")
+    assert {third.key_since[(key("shared"), n)] for n in (old, mid, new)} == {10, 20, 30}

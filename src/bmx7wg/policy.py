@@ -923,19 +923,29 @@ class _Step:
                 self.dirty_keys.update(k for k in pol.proven if k not in proven)
             pol.proven = proven
         prev_since = self.prev.key_since if self.prev else {}
+        step_since = self.key_since
+
+        def since(key, node_id):
+            found = step_since.get((key, node_id))
+            return prev_since[(key, node_id)] if found is None else found
+
         for key in pol.key_claims if self.scratch else self.dirty_keys:
             pol.conflicts.pop(("key", key), None)
             claimants = _members(pol.key_claims.get(key, ()))
             for node_id in claimants:
-                self.key_since[(key, node_id)] = min(prev_since.get((key, node_id), now), now)
+                was = prev_since.get((key, node_id))
+                # only claims that are new or whose time moved: the rest stand in the previous
+                # selection (a new proof dirties every key: 5,000 tuples at once otherwise)
+                if was is None or was > now or self.scratch:
+                    step_since[(key, node_id)] = now if was is None else min(was, now)
             ranked = list(claimants)
             if len(ranked) > 1:
                 proven_by = proven.get(key)
-                ranked.sort(key=lambda n: (n != proven_by, self.key_since[(key, n)], n))
+                ranked.sort(key=lambda n: (n != proven_by, since(key, n), n))
                 winner, runner_up = ranked[0], ranked[1]
                 if winner == proven_by:
                     why = "proven by handshake"
-                elif self.key_since[(key, winner)] < self.key_since[(key, runner_up)]:
+                elif since(key, winner) < since(key, runner_up):
                     why = "older claim"
                 else:
                     why = "lower nodeId"
