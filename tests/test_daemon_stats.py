@@ -18,12 +18,12 @@ def test_output_read_in_chunks_then_parsed(tmp_path):
     (tmp_path / "dump").write_text(dump)
     with open(tmp_path / "dump", "rb") as fh:
         child = spawn.Child(["cat"], stdin_fd=fh.fileno())
-    read = daemon._StatsRead(child, writes=7)
+    known = wg.parse_dump(dump.splitlines()[0] + "\n" + dump.splitlines()[5] + "\n").peers
+    read = daemon._StatsRead(child, writes=7, reuse=known)
     while read.read():
         pass
-    assert len(read.chunks) > 1                      # bigger than one read: several chunks joined
-    known = wg.parse_dump(dump.splitlines()[0] + "\n" + dump.splitlines()[5] + "\n").peers
-    device = read.finish(wg.Backend(), "wgx", reuse=known)
+    assert read.chunks > 1            # bigger than one read: lines cut between chunks, parsed whole
+    device = read.finish(wg.Backend(), "wgx")
     assert device.listen_port == 51820 and len(device.peers) == 2999
     assert device.peers[f"K{5:042d}="] is known[f"K{5:042d}="]     # the model's peer, not a copy
     assert device.peers[f"K{6:042d}="].allowed_ips == ("fd77::6/128",)

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from bmx7wg import routes
 from bmx7wg.model import DeviceState, PeerSpec, PeerState, cidrs
 from bmx7wg.sessions import STALE_HANDSHAKE, wall_live
-from bmx7wg.wg import (Backend, WgError, canonical_endpoint,
+from bmx7wg.wg import (Backend, DumpReader, WgError, canonical_endpoint,
                        parse_dump, plan, plan_changed, same_endpoint)
 from wgb_netns import Netns, inside, make_key, pids_in, sh
 
@@ -198,6 +198,36 @@ def test_parse_dump_builds_peers_from_the_known_ones():
     assert (p2.endpoint, p2.allowed_ips) == ("[fd00::2]:1", ("10.9.0.0/16",))
     assert moved.peers[k3].public_key == k3 and set(moved.peers) == {k1, k2, k3}
     assert parse_dump(head, known).peers == {}     # a peer gone from the kernel is gone
+
+
+@pytest.mark.parametrize("size", [1, 7, 100, 1 << 18])
+def test_a_dump_read_in_chunks_is_the_dump_parsed_whole(size):
+    priv, psk, *keys = (synthetic_key() for _ in range(6))
+    text = f"{priv}\t(none)\t51820\toff\n" + "".join(
+        f"{k}\t{psk if i == 2 else '(none)'}\t[fd00::{i}]:51820\tfd77::{i}/128,10.{i}.0.0/16\t{1732550000 + i}\t{i}"
+        f"\t{10 ** 12 + i}\t{'off' if i % 2 else 25}\n" for i, k in enumerate(keys))
+    for body in (text, text[:-1]):                 # with and without the last line's end
+        reader = DumpReader()
+        for i in range(0, len(body), size):
+            reader.feed(body[i:i + size].encode())
+        assert reader.finish() == parse_dump(text)
+    assert len(parse_dump(text).peers) == 4
+
+
+def test_a_bad_line_fails_the_dump_at_its_end_without_quoting_it():
+    priv, psk, k1 = (synthetic_key() for _ in range(3))
+    reader = DumpReader()
+    reader.feed(f"{priv}\t(none)\t51820\toff\n{k1}\t{psk}\tnonsense\n".encode())   # no raise here
+    reader.feed(f"{k1}\t(none)\t(none)\t(none)\t0\t0\t0\toff\n".encode())
+    with pytest.raises(WgError, match="unexpected line 2$") as err:
+        reader.finish()
+    assert psk not in str(err.value) and priv not in str(err.value)
+    with pytest.raises(WgError, match="empty output"):
+        DumpReader().finish()
+    bad = DumpReader()
+    bad.feed(b"\xff\xfe\n")
+    with pytest.raises(WgError, match="unexpected line 1$"):
+        bad.finish()
 
 
 def test_configure_device_writes_only_differences(dev, tmp_path):

@@ -324,7 +324,8 @@ class Helper:
 
     def start_stats(self) -> None:
         try:
-            self.stats = _StatsRead(self.backend.start_dump(self.cfg.ifname), self.backend.writes)
+            self.stats = _StatsRead(self.backend.start_dump(self.cfg.ifname), self.backend.writes,
+                                    self.rec.cached_peers())
         except wg.WgError as exc:
             log.warning("%s: %s", self.iface, exc)
             return
@@ -339,13 +340,13 @@ class Helper:
         self.stats = None
         began = time.monotonic()
         try:
-            device = read.finish(self.backend, self.cfg.ifname, self.rec.cached_peers())
+            device = read.finish(self.backend, self.cfg.ifname)
         except wg.WgError as exc:
             log.warning("%s: %s", self.iface, exc)
             return
         # peers written since the dump began are missing from it or stale in it
         self.rec.take_dump(device, exact=self.backend.writes == read.writes)
-        heap.trim()               # the dump's text and the lines parsed from it are gone
+        heap.trim()               # the chunks and the lines parsed from them are gone
         self.stats_every = max(STATS_EVERY, 50 * (time.monotonic() - began))
         self.state_dirty = True
 
@@ -476,13 +477,16 @@ class Helper:
 
 
 class _StatsRead:
-    """A `wg show dump` running beside the event loop, and what it printed so far."""
+    """A `wg show dump` running beside the event loop, parsed as it comes (wg.DumpReader)."""
 
-    def __init__(self, child, writes: int):
+    def __init__(self, child, writes: int, reuse=None):
         self.child = child              # a spawn.Child
         self.fd = child.stdout_fd
         self.writes = writes            # backend.writes when it started
-        self.chunks: list[bytes] = []
+        # reuse: the model's peers when the dump started (wg.DumpReader; one a step replaced
+        # since is an equal or a stale copy, and take_dump corrects the latter: not exact)
+        self.reader = wg.DumpReader(reuse)
+        self.chunks = 0
         self.started = time.monotonic()
 
     def overdue(self) -> bool:
@@ -492,18 +496,15 @@ class _StatsRead:
         """False at the end of its output."""
         chunk = os.read(self.fd, 1 << 18)
         if chunk:
-            self.chunks.append(chunk)
+            self.chunks += 1
+            self.reader.feed(chunk)
         return bool(chunk)
 
-    def finish(self, backend, ifname: str, reuse=None):
-        """`reuse`: as for wg.parse_dump."""
+    def finish(self, backend, ifname: str):
         returncode = self.child.wait()
         err = self.child.read_stderr().decode(errors="replace")
         self.close()
-        # the chunks go with this call, not with this object: the caller trims the heap
-        # next, while the object is still alive
-        data, self.chunks = b"".join(self.chunks), []
-        return backend.dumped(ifname, returncode, data.decode(), err, reuse)
+        return backend.dumped(ifname, returncode, self.reader, err)
 
     def close(self) -> None:
         self.child.close()
