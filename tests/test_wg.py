@@ -224,10 +224,11 @@ def test_a_bad_line_fails_the_dump_at_its_end_without_quoting_it():
     assert psk not in str(err.value) and priv not in str(err.value)
     with pytest.raises(WgError, match="empty output"):
         DumpReader().finish()
-    bad = DumpReader()
-    bad.feed(b"\xff\xfe\n")
-    with pytest.raises(WgError, match="unexpected line 1$"):
-        bad.finish()
+    for tail in (b"\xff\xfe\n", b"\xff\xfe"):           # not text, ended or not
+        bad = DumpReader()
+        bad.feed(tail)
+        with pytest.raises(WgError, match="unexpected line 1$"):
+            bad.finish()
 
 
 def test_configure_device_writes_only_differences(dev, tmp_path):

@@ -62,7 +62,7 @@ class Reconciler:
         self.force = True                      # config/key changed: recompute even if inputs did not
         self.replan = True                     # device re-read: diff all of it against `desired` again
         # public key -> the decision that wants it as a peer (its node: decision.node_id).
-        # The decisions themselves, not a spec object beside each: 0.4 MB less at 5,000.
+        # The decisions themselves, not a spec object beside each: 0.4 MB of objects at 5,000.
         self.desired: dict[str, policy.PeerDecision] = {}
         self.known_originators: dict[str, Originator] = {}
         self.kernel_peers: dict[str, PeerState] = {}   # as WireGuard last reported them (not our cache)

@@ -248,11 +248,10 @@ class DumpReader:
         self.state.peers[peer.public_key] = peer
 
     def finish(self) -> DeviceState:
+        if self._rest:
+            self.feed(b"\n")             # the last line, not ended: the same checks
         if self.error is not None:
             raise self.error
-        if self._rest.strip():
-            rest, self._rest = self._rest, b""
-            self.line(rest.decode())
         if self.state is None:
             raise WgError("wg show dump: empty output")
         return self.state
