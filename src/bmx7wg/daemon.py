@@ -486,7 +486,6 @@ class _StatsRead:
         # reuse: the model's peers when the dump started (wg.DumpReader; one a step replaced
         # since is an equal or a stale copy, and take_dump corrects the latter: not exact)
         self.reader = wg.DumpReader(reuse)
-        self.chunks = 0
         self.started = time.monotonic()
 
     def overdue(self) -> bool:
@@ -496,7 +495,6 @@ class _StatsRead:
         """False at the end of its output."""
         chunk = os.read(self.fd, 1 << 18)
         if chunk:
-            self.chunks += 1
             self.reader.feed(chunk)
         return bool(chunk)
 

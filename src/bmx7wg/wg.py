@@ -257,6 +257,16 @@ class DumpReader:
         return self.state
 
 
+def _dump_ran(ifname: str, returncode: int, stderr: str) -> bool:
+    """False when `wg show IF dump` failed because the link is gone; WgError for any other
+    failure."""
+    if returncode == 0:
+        return True
+    if any(s in stderr.lower() for s in _NO_DEVICE):
+        return False
+    raise WgError(f"{ifname}: wg show: {_last_line(stderr)}")
+
+
 def _lines(text: str) -> Iterator[str]:
     """text.splitlines() for "\\n" ends, one line at a time; blank lines skipped."""
     start, end = 0, len(text)
@@ -503,7 +513,9 @@ class Backend:
 
     def dump(self, ifname: str, reuse: Mapping[str, PeerState] | None = None) -> DeviceState | None:
         proc = _run([self.wg, "show", ifname, "dump"], check=False)
-        return self.dumped(ifname, proc.returncode, proc.stdout, proc.stderr, reuse)
+        if not _dump_ran(ifname, proc.returncode, proc.stderr):
+            return None
+        return parse_dump(proc.stdout, reuse)
 
     def start_dump(self, ifname: str) -> spawn.Child:
         """`wg show IF dump` left running: the caller reads its stdout as it comes (a
@@ -514,16 +526,10 @@ class Backend:
             raise WgError(f"{self.wg}: command not found: {self.wg}") from None
 
     @staticmethod
-    def dumped(ifname: str, returncode: int, stdout: str | DumpReader, stderr: str,
-               reuse: Mapping[str, PeerState] | None = None) -> DeviceState | None:
-        """The device from a finished `wg show IF dump`; None when the link is gone.
-        `stdout`: its text, or a DumpReader that read it as it came (then its `reuse`
-        counts, not this one: see DumpReader)."""
-        if returncode != 0:
-            if any(s in stderr.lower() for s in _NO_DEVICE):
-                return None
-            raise WgError(f"{ifname}: wg show: {_last_line(stderr)}")
-        return stdout.finish() if isinstance(stdout, DumpReader) else parse_dump(stdout, reuse)
+    def dumped(ifname: str, returncode: int, reader: DumpReader, stderr: str) -> DeviceState | None:
+        """The device from a finished `wg show IF dump` that `reader` read as it came (see
+        start_dump); None when the link is gone."""
+        return reader.finish() if _dump_ran(ifname, returncode, stderr) else None
 
     def public_key_of(self, private_key_path: str) -> str:
         """`wg pubkey` fed from the file, so the key never enters this process."""
