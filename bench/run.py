@@ -225,7 +225,7 @@ def latency_bench(n: int, ifname: str, workdir: str, samples: int, python: str |
         fh.write(f"config interface 'bench'\n\toption proto 'bmx7wg'\n\toption ifname '{ifname}'\n"
                  f"\toption bmx7_dir '{bdir}'\n\toption key_file '{workdir}/bench{n}{tag}.key'\n"
                  f"\toption hold_down '600'\n")
-    env = dict(helper_env(workdir), WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD="1",
+    env = dict(helper_env(workdir, python), WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD="1",
                PATH=f"{workdir}/bin:" + (live_wg_dir(workdir) + ":" if live else "") + os.environ["PATH"])
     os.makedirs(f"{workdir}/bin", exist_ok=True)
     with open(f"{workdir}/bin/bmx7", "w") as fh:      # registration answered like bmx7 -c does
@@ -283,12 +283,14 @@ def latency_bench(n: int, ifname: str, workdir: str, samples: int, python: str |
             "samples": len(lat), "rss_mb": rss_kb / 1024, "peak_mb": peak_kb / 1024}
 
 
-def helper_env(workdir: str) -> dict:
+def helper_env(workdir: str, python: str | None = None) -> dict:
     """PYTHONPATH to the sources, their bytecode brought up to date in src/bmx7wg/__pycache__
-    (git-ignored; compileall writes it even where imports may not)."""
+    (git-ignored; compileall writes it even where imports may not), also for `python` when
+    it is another python3 version (its own .pyc names)."""
     env = dict(os.environ, PYTHONPATH=os.path.join(ROOT, "src"))
-    subprocess.run([sys.executable, "-m", "compileall", "-q", "-f", os.path.join(ROOT, "src", "bmx7wg")],
-                   env=env, check=True, capture_output=True)
+    for compiler in (sys.executable, *([python] if python else [])):
+        subprocess.run([compiler, "-m", "compileall", "-q", *(["-f"] if compiler == sys.executable else []),
+                        os.path.join(ROOT, "src", "bmx7wg")], env=env, check=True, capture_output=True)
     return env
 
 
@@ -298,6 +300,14 @@ def router_python(workdir: str) -> str:
     if not os.path.exists(python):
         subprocess.run([sys.executable, "-m", "venv", "--without-pip", os.path.join(workdir, "venv")], check=True)
     return python
+
+
+def describe_python(path: str) -> str:
+    """"python3 3.11.2 (x86_64-linux-musl)": version, and the target triplet (its libc)."""
+    out = subprocess.run([path, "-c", "import sys, sysconfig; print('%d.%d.%d' % sys.version_info[:3], "
+                          "sysconfig.get_config_var('MULTIARCH') or sysconfig.get_platform())"],
+                         check=True, capture_output=True, text=True).stdout.split()
+    return f"python3 {out[0]} ({out[1]})"
 
 
 def bare_rss_mb(workdir: str, python: str) -> float:
@@ -327,6 +337,9 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="100,1000,5000")
     ap.add_argument("--samples", type=int, default=40)
+    ap.add_argument("--python", action="append", default=os.environ.get("BMX7WG_BENCH_PYTHONS", "").split(),
+                    metavar="PATH", help="also measure the helper's RSS under this python3 (repeatable; "
+                    "default: $BMX7WG_BENCH_PYTHONS, space-separated), e.g. one built against musl")
     args = ap.parse_args()
     if os.geteuid() != 0:
         print("bench: needs root (network namespace + WireGuard)", file=sys.stderr)
@@ -350,6 +363,7 @@ def main() -> int:
         bare_here = bare_rss_mb(workdir, sys.executable)
         py32, no_py32 = py32mod.interpreter()
         bare32 = bare_rss_mb(workdir, py32) if py32 else None
+        others = [(describe_python(path), path, bare_rss_mb(workdir, path)) for path in args.python]
         for n in (int(s) for s in args.sizes.split(",")):
             raw_cold, raw_one = raw_floor(n, "wgbraw0")
             core = core_bench(n, "wgbcore0", workdir)
@@ -383,6 +397,13 @@ def main() -> int:
                   f"{lat['live']['rss_mb']:.1f} MB, peak {lat['live']['peak_mb']:.1f} MB"
                   + (f"; 32-bit {lat['live32']['rss_mb']:.1f} MB, peak {lat['live32']['peak_mb']:.1f} MB"
                      if py32 else ""), flush=True)
+            for i, (label, path, bare_mb) in enumerate(others):
+                idle = lat[label] = latency_bench(n, "wgblat0", workdir, 0, path, tag=f"-x{i}")
+                live = lat[label + " with live sessions"] = latency_bench(n, "wgblat0", workdir, 0, path,
+                                                                          tag=f"-xl{i}", live=True)
+                print(f"         {label}: helper RSS {idle['rss_mb']:.1f} MB, peak {idle['peak_mb']:.1f} MB; "
+                      f"with live sessions {live['rss_mb']:.1f} MB, peak {live['peak_mb']:.1f} MB "
+                      f"(bare {bare_mb:.1f} MB)", flush=True)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     if len(rows) >= 2:
@@ -390,7 +411,10 @@ def main() -> int:
         print()
         for label, run, bare_mb in (("RSS", None, bare), ("32-bit: RSS", "rss32", bare32),
                                     ("with live sessions: RSS", "live", bare),
-                                    ("32-bit with live sessions: RSS", "live32", bare32)):
+                                    ("32-bit with live sessions: RSS", "live32", bare32),
+                                    *((f"{label}: RSS", label, bare_mb) for label, _, bare_mb in others),
+                                    *((f"{label} with live sessions: RSS", label + " with live sessions", bare_mb)
+                                      for label, _, bare_mb in others)):
             if run is not None and run not in lat2:
                 continue
             a, b = ((lat1[run] if run else lat1)["rss_mb"], (lat2[run] if run else lat2)["rss_mb"])
