@@ -58,7 +58,7 @@ def test_broken_advert_keeps_last_good_and_reports_reason():
     t.update(1, {A: b"\xb7\x77\x10junk", B: b"\x00garbage"}, {}, OWN)
     ads = t.adverts()
     assert isinstance(ads[A], Advert) and ads[A].public_key == key
-    assert t.nodes[A].error
+    assert t.error(A)
     assert isinstance(ads[B], advert.AdvertError)
 
 
@@ -110,9 +110,9 @@ class WholeTable:
 
 def view(table, now):
     ads = table.adverts()
-    return {nid: (e.raw, e.good, e.error, e.present, table.absent_since(now, nid),
+    return {nid: (raw, table.good(nid), table.error(nid), table.present(nid), table.absent_since(now, nid),
                   ads[nid] if isinstance(ads[nid], Advert) else str(ads[nid]))
-            for nid, e in table.nodes.items()}
+            for nid, raw in table.raws.items()}
 
 
 def reference_view(ref, now):

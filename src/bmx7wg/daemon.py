@@ -317,7 +317,7 @@ class Helper:
             return
         self.state_dirty = False
         self.next_state_write = now + TICK
-        if force or len(self.rec.table.nodes) <= FORK_STATE_ABOVE:
+        if force or len(self.rec.table.raws) <= FORK_STATE_ABOVE:
             state.write(self.rundir, self.iface, self.snapshot())    # a few ms: not worth a fork
         else:
             self.writer = state.write_in_child(self.rundir, self.iface, self.snapshot)

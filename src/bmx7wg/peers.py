@@ -19,30 +19,22 @@ from . import advert
 from .model import Advert, Originator
 
 
-@record(slots=True)
-class Advertiser:
-    """One advertiser (its nodeId is the table's key, what adverts() shows of it is in the
-    table's view: no slot here for either, thousands of times)."""
-
-    raw: bytes = b""
-    good: Advert | None = None            # last advert that decoded; kept through bad ones
-    error: str | None = None              # why the latest raw bytes were rejected
-    # None while present (in the latest update: file there, node reachable); while absent,
-    # the last update that saw it present
-    last_seen: float | None = 0.0
-
-    @property
-    def present(self) -> bool:
-        return self.last_seen is None
-
-
 @record
 class PeerTable:
+    """Per advertiser, in dicts keyed by nodeId and no object of its own (thousands of them,
+    each worth less than its header): the raw sms bytes last fed (the caller's object: it tells
+    changes by identity), what adverts() shows the policy (the last advert that decoded, kept
+    through bad ones, else why there is none), why the latest bytes were rejected (rare), and
+    the hold-down clock of the absent ones."""
+
     hold_down: float
-    nodes: dict[str, Advertiser] = field(default_factory=dict)
+    raws: dict[str, bytes] = field(default_factory=dict)   # every node in the table
     changed_ids: set[str] = field(default_factory=set)    # adverts() entries the last update changed
     presence_changed: bool = False        # the last update saw a node go or come back
-    _absent: set[str] = field(default_factory=set)
+    _errors: dict[str, str] = field(default_factory=dict)
+    # absent nodes (in the latest update the file was missing or the node unreachable): the
+    # last update that saw each present; 0.0 for one never seen present
+    _absent: dict[str, float] = field(default_factory=dict)
     _last_update: float = 0.0
     _shown: dict = field(default_factory=dict)       # node_id -> what adverts() gives the policy
 
@@ -59,73 +51,74 @@ class PeerTable:
         self.changed_ids = set()
         self.presence_changed = False
         raw_changed = False
-        for node_id in (received.keys() | self.nodes.keys()) if changed is None else changed:
+        raws, absent = self.raws, self._absent
+        for node_id in (received.keys() | raws.keys()) if changed is None else changed:
             if node_id == own_id:
                 continue
             raw = received.get(node_id)
-            entry = self.nodes.get(node_id)
             if raw is None:
-                if entry is not None and entry.present:
-                    self._gone(node_id, entry)
+                if node_id in raws and node_id not in absent:
+                    self._gone(node_id)
                 continue
-            if entry is None:
-                entry = self.nodes[node_id] = Advertiser()
-                self._absent.add(node_id)
-                self._show(node_id, entry)
-            if raw != entry.raw:
-                entry.raw = raw
+            before = raws.get(node_id)
+            if before is None:
+                absent[node_id] = 0.0
+            raws[node_id] = raw                   # the caller's object: it tells changes by identity
+            if raw != before:
                 raw_changed = True
-                self._decode(node_id, entry)
-            entry.raw = raw                   # the caller's object: it tells changes by identity
+                self._decode(node_id, raw)
             orig = originators.get(node_id)
             # Unknown to json/originators yet (files race): trust the file for now.
             if orig is None or orig.reachable:
-                if not entry.present:
-                    entry.last_seen = None
-                    self._absent.discard(node_id)
+                if absent.pop(node_id, None) is not None:
                     self.presence_changed = True
-            elif entry.present:
-                self._gone(node_id, entry)
-        for node_id in [n for n in self._absent if now - self.nodes[n].last_seen > self.hold_down]:
-            del self.nodes[node_id]
-            del self._shown[node_id]
-            self._absent.discard(node_id)
+            elif node_id not in absent:
+                self._gone(node_id)
+        for node_id in [n for n, seen in absent.items() if now - seen > self.hold_down]:
+            del raws[node_id], self._shown[node_id], absent[node_id]
+            self._errors.pop(node_id, None)
             self.changed_ids.add(node_id)
         self._last_update = now
         return raw_changed or bool(self.changed_ids)
 
-    def _gone(self, node_id: str, entry: Advertiser) -> None:
+    def _gone(self, node_id: str) -> None:
         """Present until the previous update: its hold-down clock starts from then."""
-        entry.last_seen = self._last_update
-        self._absent.add(node_id)
+        self._absent[node_id] = self._last_update
         self.presence_changed = True
 
-    def _decode(self, node_id: str, entry: Advertiser) -> None:
+    def _decode(self, node_id: str, raw: bytes) -> None:
+        before = self._shown.get(node_id)
         try:
-            entry.good, entry.error = advert.decode(entry.raw), None
+            shown = advert.decode(raw)
+            self._errors.pop(node_id, None)
         except advert.AdvertError as exc:
             # A broken advert never removes what the node advertised before.
-            entry.error = str(exc)
-        self._show(node_id, entry)
-
-    def _show(self, node_id: str, entry: Advertiser) -> None:
-        before = self._shown.get(node_id)
-        if entry.good is not None:
-            shown = entry.good
-        elif isinstance(before, advert.AdvertError) and str(before) == entry.error:
-            shown = before
-        else:
-            shown = advert.AdvertError(entry.error or "no advert")
+            error = self._errors[node_id] = str(exc)
+            if isinstance(before, Advert):
+                return
+            shown = before if isinstance(before, advert.AdvertError) and str(before) == error \
+                else advert.AdvertError(error)
         if shown is not before:
             self._shown[node_id] = shown
             self.changed_ids.add(node_id)
 
+    def good(self, node_id: str) -> Advert | None:
+        """The last advert that decoded, kept through bad ones."""
+        shown = self._shown.get(node_id)
+        return shown if isinstance(shown, Advert) else None
+
+    def error(self, node_id: str) -> str | None:
+        """Why the latest bytes were rejected, None if they decoded."""
+        return self._errors.get(node_id)
+
+    def present(self, node_id: str) -> bool:
+        """In the table, with its file there and reachable at the latest update."""
+        return node_id in self.raws and node_id not in self._absent
+
     def absent_since(self, now: float, node_id: str) -> float | None:
         """Seconds a node has been missing, None if it is present right now."""
-        entry = self.nodes.get(node_id)
-        if entry is None or entry.present:
-            return None
-        return now - entry.last_seen
+        seen = self._absent.get(node_id)
+        return None if seen is None else now - seen
 
     def adverts(self) -> dict[str, Advert | advert.AdvertError]:
         """Input for the policy: last good advert per live node, or why it has none. The

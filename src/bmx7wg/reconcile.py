@@ -283,10 +283,10 @@ class Reconciler:
                     return received_moved | originators_moved
         else:
             self._seen = None
-        table, known = self.table.nodes, self.known_originators
+        table, known = self.table, self.known_originators
         moved = {n for n, raw in received.items()
-                 if (e := table.get(n)) is None or e.raw is not raw or not e.present}   # or back
-        moved.update(n for n, e in table.items() if e.present and n not in received)
+                 if table.raws.get(n) is not raw or not table.present(n)}   # or back
+        moved.update(n for n in table.raws if n not in received and table.present(n))
         moved.update(n for n, o in originators.items() if known.get(n) is not o)
         moved.update(n for n in known if n not in originators)
         return moved
@@ -302,7 +302,7 @@ class Reconciler:
         for node_id in changed:
             old = known.get(node_id)
             new = originators.get(node_id)
-            if new is None and node_id in self.table.nodes:
+            if new is None and node_id in self.table.raws:
                 new = old
             if new is old:
                 continue

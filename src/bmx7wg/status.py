@@ -14,9 +14,10 @@ def peer_state(live: bool, absent_for: float | None, configured: bool, latest_re
     return "active" if live else "pending"
 
 
-def _described(node_id: str, entry, decision, name, allowed) -> dict:
-    """The fields that change only with the advert, the policy's decision or the peer's allowed-ips."""
-    key = decision.public_key if decision else (entry.good.public_key if entry.good else None)
+def _described(node_id: str, good, decision, name, allowed) -> dict:
+    """The fields that change only with the advert, the policy's decision or the peer's allowed-ips.
+    `good`: the node's last advert that decoded, or None."""
+    key = decision.public_key if decision else (good.public_key if good else None)
     return {
         "node_id": node_id,
         "short_id": address.short_id(node_id),
@@ -24,17 +25,18 @@ def _described(node_id: str, entry, decision, name, allowed) -> dict:
         "public_key": key,
         "fingerprint": key[:8] if key else None,
         "endpoint": decision.endpoint if decision else None,
-        "addresses": [str(a) for a in entry.good.addresses] if entry.good else [],
+        "addresses": [str(a) for a in good.addresses] if good else [],
         "allowed_ips": sorted(allowed) if allowed is not None else [],
         "networks_accepted": sorted(decision.accepted_networks) if decision else [],
         "networks_rejected": [{"network": n, "reason": r} for n, r in (decision.rejected if decision else [])],
     }
 
 
-def _peer(helper, mono: float, node_id: str, entry) -> dict:
+def _peer(helper, mono: float, node_id: str) -> dict:
     rec = helper.rec
     decision = rec.selection.peers.get(node_id) if rec.selection else None
-    key = decision.public_key if decision else (entry.good.public_key if entry.good else None)
+    good, error = rec.table.good(node_id), rec.table.error(node_id)
+    key = decision.public_key if decision else (good.public_key if good else None)
     wgpeer = rec.device.peers.get(key) if (rec.device and key) else None
     if wgpeer is not None and rec.node_of(key, node_id) != node_id:
         wgpeer = None         # a copied key: that WireGuard peer is the other node's, not this one's
@@ -42,18 +44,17 @@ def _peer(helper, mono: float, node_id: str, entry) -> dict:
     name = decision.name if decision and decision.name else (orig.name if orig else None)
     absent = rec.table.absent_since(mono, node_id)
     reason = None
-    if entry.error:
-        reason = (f"latest advert rejected: {entry.error}; last good advert kept" if entry.good
-                  else entry.error)
+    if error:
+        reason = f"latest advert rejected: {error}; last good advert kept" if good else error
     elif decision is not None and decision.reason:
         reason = decision.reason
     elif absent is not None:
         reason = f"advertisement gone for {int(absent)} s (hold-down {int(rec.cfg.hold_down)} s)"
     handshake = wgpeer.latest_handshake if wgpeer else None
     return {
-        **_described(node_id, entry, decision, name, wgpeer.allowed_ips if wgpeer else None),
+        **_described(node_id, good, decision, name, wgpeer.allowed_ips if wgpeer else None),
         "state": peer_state(wgpeer is not None and rec.sessions.live(wgpeer), absent, wgpeer is not None,
-                            entry.error is not None),
+                            error is not None),
         "reason": reason,
         "latest_handshake": handshake,
         "rx": wgpeer.rx if wgpeer else 0,
@@ -68,7 +69,7 @@ def build(helper) -> dict:
     if rec.awaited:      # after a restart, until bmx7 has the previous run's nodes again
         peers = helper.previous_peers
     else:
-        peers = [_peer(helper, mono, nid, entry) for nid, entry in sorted(rec.table.nodes.items())]
+        peers = [_peer(helper, mono, nid) for nid in sorted(rec.table.raws)]
     return {
         "interface": helper.iface,
         "ifname": cfg.ifname,
