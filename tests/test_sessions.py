@@ -83,3 +83,17 @@ def test_a_handshake_no_dump_showed_yet_is_judged_by_the_wall_clock_now():
                        latest_handshake=int(clocks.wall_now - 20), rx=0, tx=0)
     assert sessions.live(unseen)
     assert not sessions.live(peer(int(clocks.wall_now - STALE_HANDSHAKE - 1)))   # not the one observed
+
+
+def test_peers_gone_from_a_dump_or_their_handshake_are_forgotten_and_aged_anew_when_back():
+    clocks, sessions, p = watched(age=30)
+    clocks.run(10, DAY)                            # a step while the peer is away
+    sessions.observe({})
+    assert not sessions.any_live()
+    sessions.observe({KEY: p})                     # back with the same stamp: read as a new one
+    assert not sessions.live(p)                    # now a day and 40 s old by the wall clock
+    clocks, sessions, p = watched(age=30)
+    sessions.observe({KEY: peer(None)})
+    assert not sessions.any_live()
+    sessions.observe({KEY: p})
+    assert sessions.live(p)
