@@ -127,3 +127,45 @@ def test_proofs_follow_an_originator_moving_onto_and_off_a_sessions_endpoint():
     peers = step(1001.0, victim_ip="fd70:dead::1")             # the victim now lives there
     assert peers[VICTIM].status == "accepted" and peers[THIEF].status == "rejected"
     assert step(1002.0)[THIEF].status == "accepted"           # and moved away again
+
+
+def test_proofs_follow_sessions_a_dump_changes_in_place_and_are_not_rebuilt_without_cause():
+    """A dump changes a known peer's handshake in place (same object): a session coming
+    alive or ending that way must move the proofs all the same; a live session renewing its
+    handshake must not rebuild them."""
+    peer = session(victim_endpoint(), age=None)            # no handshake yet
+    rec = reconciler(peer)
+    winner = key_winner_after_a_dump(rec)
+
+    assert winner() == (THIEF, "lower nodeId")
+    peer.latest_handshake = int(time.time() - 5)            # the session comes alive
+    assert winner() == (VICTIM, "proven by handshake")
+    hosts = rec._proofs.hosts
+    peer.latest_handshake += 1                              # renewed while live
+    assert winner() == (VICTIM, "proven by handshake")
+    assert rec._proofs.hosts is hosts                       # nothing worked out again
+    peer.latest_handshake = None                            # WireGuard dropped the session
+    assert winner() == (THIEF, "lower nodeId")
+
+
+def test_proofs_follow_a_live_sessions_endpoint_to_a_new_peer_object():
+    rec = reconciler(session(victim_endpoint(), age=30))
+    winner = key_winner_after_a_dump(rec)
+    assert winner() == (VICTIM, "proven by handshake")
+    rec.backend.peers[STOLEN] = session("[fd70:dead::1]:51820", age=20)    # roamed elsewhere
+    assert winner() == (THIEF, "lower nodeId")
+
+
+def key_winner_after_a_dump(rec):
+    """A function: a new dump, then a step over the same adverts and originator objects (as
+    bmx7.py gives them while their files stay); (winner, why) of the key conflict."""
+    adverts = {nid: advert.encode(mk_advert(nid, public_key=STOLEN)) for nid in (THIEF, VICTIM)}
+    origs = {nid: originator(nid) for nid in (THIEF, VICTIM)}
+    own = NodeInfo(ME, "me", originator(ME).primary_ip)
+
+    def winner():
+        rec.refresh_device()
+        rec.step(1000.0, own, adverts, origs)
+        (conflict,) = [c for c in rec.selection.conflicts if c.kind == "key"]
+        return conflict.winner, conflict.decided_by
+    return winner

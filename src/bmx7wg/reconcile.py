@@ -429,14 +429,17 @@ class Reconciler:
 
 
 class _Proofs:
-    """proven_keys, worked out again only when its inputs moved: a new kernel dump, the
-    first live session going stale, or an originator at a session's endpoint (or a proven
-    node) changing."""
+    """proven_keys, worked out again only when its inputs moved: a kernel dump with other
+    peers or endpoints, a session come alive or gone (Sessions.moves), the first live
+    session going stale, or an originator at a session's endpoint (or a proven node)
+    changing. Not at every dump: on a big mesh each one would build the proofs and their
+    index anew beside the old ones (0.3 MB of RSS at 5,000 live sessions)."""
 
     def __init__(self):
         self.proven: dict[str, str] = {}
         self.used: dict[str, str] | None = None        # what the policy last ran with
         self.source = None                              # the kernel_peers it was read from
+        self.moves = -1                                 # Sessions.moves then
         self.expires = 0.0
         # endpoint addresses of live sessions (cidr.address_key), sorted: a list of ints,
         # not a set of address objects (0.9 MB less at 5,000 live sessions)
@@ -444,13 +447,14 @@ class _Proofs:
 
     def current(self, rec: Reconciler, replaced: list[Originator]) -> dict[str, str]:
         sessions = rec.sessions
-        if self.source is rec.kernel_peers and sessions.mono() < self.expires and not any(
-                self.at_host(o.primary_ip) or o.node_id in self.proven.values()
-                for o in replaced):
+        if (sessions.moves == self.moves and sessions.mono() < self.expires
+                and _same_peers(self.source, rec.kernel_peers) and not any(
+                    self.at_host(o.primary_ip) or o.node_id in self.proven.values() for o in replaced)):
+            self.source = rec.kernel_peers
             return self.proven
         live = rec.live_sessions()
         proven = rec.proven_keys(live)
-        self.source = rec.kernel_peers
+        self.source, self.moves = rec.kernel_peers, sessions.moves
         self.expires = min((sessions.stale_at(p) for p in live), default=float("inf"))
         self.hosts = sorted([k for k in map(_endpoint_key, (p.endpoint for p in live)) if k is not None])
         if proven != self.proven:
@@ -462,6 +466,13 @@ class _Proofs:
         key, hosts = cidr.address_key(ip_text), self.hosts
         i = bisect.bisect_left(hosts, key) if key is not None else len(hosts)
         return i < len(hosts) and hosts[i] == key
+
+
+def _same_peers(old: dict | None, new: dict) -> bool:
+    """The same peer objects under the same keys: a dump changes a known peer's handshake
+    and counters in place, anything else (endpoint, allowed-ips) by a new object."""
+    return old is new or (old is not None and len(old) == len(new)
+                          and all(old.get(key) is peer for key, peer in new.items()))
 
 
 def _endpoint_key(endpoint: str) -> int | None:

@@ -37,6 +37,9 @@ class Sessions:
         # dicts at once and a tuple per peer (0.2 to 0.4 MB of RSS at 5,000 live sessions)
         self._handshake: dict[str, int] = {}
         self._stale_at: dict[str, float] = {}
+        # grows whenever a dump shows a session come alive or a live one go: until it does
+        # (or a live session's time runs out) the set of live sessions is what it was
+        self.moves = 0
 
     def observe(self, peers: Mapping[str, PeerState]) -> None:
         """A new dump: a handshake not seen before gets its age from the wall clock, now."""
@@ -45,11 +48,19 @@ class Sessions:
             handshake = peer.latest_handshake
             if not handshake:
                 if key in handshakes:
-                    del handshakes[key], stale_at[key]
+                    self._forget(key, mono)
             elif handshakes.get(key) != handshake:
-                handshakes[key], stale_at[key] = handshake, _stale_at(handshake, wall, mono)
+                was, now = stale_at.get(key), _stale_at(handshake, wall, mono)
+                handshakes[key], stale_at[key] = handshake, now
+                if (was is None or was <= mono) and now > mono:
+                    self.moves += 1
         for key in [k for k in handshakes if k not in peers]:
-            del handshakes[key], stale_at[key]
+            self._forget(key, mono)
+
+    def _forget(self, key: str, mono: float) -> None:
+        del self._handshake[key]
+        if self._stale_at.pop(key) > mono:
+            self.moves += 1
 
     def stale_at(self, peer: PeerState) -> float:
         """Monotonic time the peer's session goes (or went) stale; -inf without a handshake."""
