@@ -528,4 +528,22 @@ def test_a_key_judged_again_keeps_each_claims_age():
     assert third.peers[old].status == "accepted"
     (conflict,) = [c for c in third.conflicts if c.kind == "key"]
     assert (conflict.winner, conflict.losers, conflict.decided_by) == (old, tuple(sorted((mid, new))), "older claim")
-    assert {third.key_since[(key("shared"), n)] for n in (old, mid, new)} == {10, 20, 30}
+    assert {third.key_since[n] for n in (old, mid, new)} == {10, 20, 30}
+    assert {third.claimed_key(n) for n in (old, mid, new)} == {key("shared")}
+
+
+def test_a_node_that_switches_keys_claims_the_new_one_from_now_not_from_its_first_claim():
+    """Claim ages are kept per node (a node claims one key at a time): one that moves onto
+    another node's key must not bring its old claim's age along and win it as the older."""
+    thief, victim = node_id_starting("1", "switch"), node_id_starting("9", "switch")
+    origs = [originator(n) for n in (thief, victim)]
+    own_key = {thief: mk_advert(thief, public_key=key("thief")), victim: mk_advert(victim, public_key=key("victim"))}
+    pol = policy.Policy()
+    first = pol.select(context(origs, now=10), {thief: own_key[thief]})
+    second = pol.select(context(origs, previous=first, now=20), own_key, changed={victim})
+    stolen = {thief: mk_advert(thief, public_key=key("victim")), victim: own_key[victim]}
+    ctx = context(origs, previous=second, now=30)
+    for third in (pol.select(ctx, stolen, changed={thief}), policy.Policy().select(ctx, stolen)):
+        (conflict,) = [c for c in third.conflicts if c.kind == "key"]   # step by step, and from scratch
+        assert (conflict.winner, conflict.decided_by) == (victim, "older claim")
+        assert (third.key_since[thief], third.key_since[victim]) == (30, 20)

@@ -35,7 +35,8 @@ def dump(sel: Selection | None, offset: float = 0.0) -> dict:
         "holders": sorted([prefix, node_id, sel.holder_since[prefix] + offset]
                           for prefix, node_id in sel.holders.items() if prefix in kept),
         "claims": claims,
-        "key_claims": _kept(sel.key_since, offset),
+        "key_claims": _kept({(key, node_id): t for node_id, t in sel.key_since.items()
+                             if (key := sel.claimed_key(node_id)) is not None}, offset),
     }
 
 
@@ -63,7 +64,8 @@ def seed(data, offset: float = 0.0) -> Selection | None:
         holders={prefix: node_id for prefix, node_id, _ in holders},
         holder_since={prefix: t for prefix, _, t in holders},
         claimed_since={(prefix, node_id): t for prefix, node_id, t in claims},
-        key_since={(key, node_id): t for key, node_id, t in key_claims})
+        key_since={node_id: t for _, node_id, t in key_claims},
+        seeded_keys={node_id: key for key, node_id, _ in key_claims})
 
 
 def _entries(value, offset: float) -> list[tuple[str, str, float]]:

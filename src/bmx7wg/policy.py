@@ -286,9 +286,18 @@ class Selection:
     holders: dict[str, str]                        # prefix -> nodeId holding it
     holder_since: dict[str, float]                 # prefix -> since when that holder has it
     claimed_since: dict[tuple[str, str], float]    # (prefix, nodeId) -> first seen offering it
-    key_since: dict[tuple[str, str], float]        # (public key, nodeId) -> first seen with it
+    # nodeId -> since when it claims the key it claims now (its decision's public_key): a
+    # node claims one key at a time, so no (key, nodeId) tuple per claim (0.4 MB at 5,000)
+    key_since: dict[str, float]
     conflicts: frozenset[Conflict] = frozenset()
     new_conflicts: tuple[Conflict, ...] = ()       # not in the previous selection: log these
+    # the keys of key_since's nodes that have no decision: a selection seeded from history
+    seeded_keys: dict[str, str] = field(default_factory=dict)
+
+    def claimed_key(self, node_id: str) -> str | None:
+        """The key whose claim age key_since holds for this node."""
+        decision = self.peers.get(node_id)
+        return decision.public_key if decision is not None else self.seeded_keys.get(node_id)
 
 
 # ---------------------------------------------------------------------------- selection
@@ -724,7 +733,7 @@ class _Step:
         self.dirty_own: set[str] = set()          # derived addresses whose claimants changed
         self.gone_claims: list[tuple[str, str]] = []       # (prefix, node) no longer offered
         self.gone_key_claims: list[tuple[str, str]] = []   # (key, node) no longer claimed
-        self.key_since: dict[tuple[str, str], float] = {}
+        self.key_since: dict[str, float] = {}              # see Selection.key_since
 
     def run(self) -> Selection:
         self.update_originators()
@@ -922,22 +931,27 @@ class _Step:
                 self.dirty_keys.update(k for k, v in proven.items() if pol.proven.get(k) != v)
                 self.dirty_keys.update(k for k in pol.proven if k not in proven)
             pol.proven = proven
-        prev_since = self.prev.key_since if self.prev else {}
+        prev = self.prev
+        prev_since = prev.key_since if prev else {}
         step_since = self.key_since
 
+        def prev_age(key, node_id):
+            was = prev_since.get(node_id)
+            return was if was is not None and prev.claimed_key(node_id) == key else None
+
         def since(key, node_id):
-            found = step_since.get((key, node_id))
-            return prev_since[(key, node_id)] if found is None else found
+            found = step_since.get(node_id)
+            return prev_age(key, node_id) if found is None else found
 
         for key in pol.key_claims if self.scratch else self.dirty_keys:
             pol.conflicts.pop(("key", key), None)
             claimants = _members(pol.key_claims.get(key, ()))
             for node_id in claimants:
-                was = prev_since.get((key, node_id))
+                was = prev_age(key, node_id)
                 # only claims that are new or whose time moved: the rest stand in the previous
-                # selection (a new proof dirties every key: 5,000 tuples at once otherwise)
+                # selection (a new proof dirties every key: 5,000 of them at once otherwise)
                 if was is None or was > now or self.scratch:
-                    step_since[(key, node_id)] = now if was is None else min(was, now)
+                    step_since[node_id] = now if was is None else min(was, now)
             ranked = list(claimants)
             if len(ranked) > 1:
                 proven_by = proven.get(key)
@@ -1143,8 +1157,8 @@ class _Step:
             claimed, key_since = dict(prev.claimed_since), dict(prev.key_since)
             for claim in self.gone_claims:
                 claimed.pop(claim, None)
-            for claim in self.gone_key_claims:
-                key_since.pop(claim, None)
+            for _, node_id in self.gone_key_claims:     # a new claim's age is in self.key_since
+                key_since.pop(node_id, None)
         for prefix in self.arbitrated:
             entry = pol.prefixes.get(prefix)
             if entry is None or entry.holder is None:
