@@ -287,7 +287,7 @@ class Selection:
     holder_since: dict[str, float]                 # prefix -> since when that holder has it
     claimed_since: dict[tuple[str, str], float]    # (prefix, nodeId) -> first seen offering it
     # nodeId -> since when it claims the key it claims now (its decision's public_key): a
-    # node claims one key at a time, so no (key, nodeId) tuple per claim (0.4 MB at 5,000)
+    # node claims one key at a time, so no (key, nodeId) tuple per claim (0.3 MB at 5,000)
     key_since: dict[str, float]
     conflicts: frozenset[Conflict] = frozenset()
     new_conflicts: tuple[Conflict, ...] = ()       # not in the previous selection: log these
