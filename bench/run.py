@@ -363,7 +363,11 @@ def main() -> int:
         bare_here = bare_rss_mb(workdir, sys.executable)
         py32, no_py32 = py32mod.interpreter()
         bare32 = bare_rss_mb(workdir, py32) if py32 else None
-        others = [(describe_python(path), path, bare_rss_mb(workdir, path)) for path in args.python]
+        pythons = list(dict.fromkeys(args.python))
+        labels = [describe_python(path) for path in pythons]
+        # a label twice (the same version and libc) would mix their results: name the path then
+        others = [(label if labels.count(label) == 1 else f"{label} at {path}", path, bare_rss_mb(workdir, path))
+                  for label, path in zip(labels, pythons)]
         for n in (int(s) for s in args.sizes.split(",")):
             raw_cold, raw_one = raw_floor(n, "wgbraw0")
             core = core_bench(n, "wgbcore0", workdir)

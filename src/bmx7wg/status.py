@@ -14,10 +14,9 @@ def peer_state(live: bool, absent_for: float | None, configured: bool, latest_re
     return "active" if live else "pending"
 
 
-def _described(node_id: str, good, decision, name, allowed) -> dict:
+def _described(node_id: str, key, good, decision, name, allowed) -> dict:
     """The fields that change only with the advert, the policy's decision or the peer's allowed-ips.
-    `good`: the node's last advert that decoded, or None."""
-    key = decision.public_key if decision else (good.public_key if good else None)
+    `good`: the node's last advert that decoded, or None; `key`: the key shown for the node."""
     return {
         "node_id": node_id,
         "short_id": address.short_id(node_id),
@@ -52,7 +51,7 @@ def _peer(helper, mono: float, node_id: str) -> dict:
         reason = f"advertisement gone for {int(absent)} s (hold-down {int(rec.cfg.hold_down)} s)"
     handshake = wgpeer.latest_handshake if wgpeer else None
     return {
-        **_described(node_id, good, decision, name, wgpeer.allowed_ips if wgpeer else None),
+        **_described(node_id, key, good, decision, name, wgpeer.allowed_ips if wgpeer else None),
         "state": peer_state(wgpeer is not None and rec.sessions.live(wgpeer), absent, wgpeer is not None,
                             error is not None),
         "reason": reason,
