@@ -1,3 +1,4 @@
+import gc
 import json
 import os
 import shutil
@@ -460,6 +461,22 @@ def count_reads(monkeypatch):
 
     monkeypatch.setattr(bmx7mod, "_slurp", slurp)
     return reads
+
+
+def test_a_dropped_reader_closes_its_inotify_descriptors(steady, monkeypatch):
+    monkeypatch.delenv("BMX7WG_NO_INOTIFY", raising=False)
+    b = Bmx7(steady)
+    b.received("wgtun")
+    b.originators()
+    fds = [b._rcvd_changes.fd, b._orig_changes.fd]
+    assert None not in fds
+    for fd in fds:
+        os.fstat(fd)
+    del b
+    gc.collect()
+    for fd in fds:
+        with pytest.raises(OSError):
+            os.fstat(fd)
 
 
 def test_received_reads_again_only_the_files_that_changed(steady, monkeypatch):

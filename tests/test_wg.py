@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from bmx7wg import routes
 from bmx7wg.model import DeviceState, PeerSpec, PeerState, cidrs
 from bmx7wg.sessions import STALE_HANDSHAKE, wall_live
-from bmx7wg.wg import (Backend, DumpReader, WgError, canonical_endpoint,
+from bmx7wg.wg import (Backend, DumpReader, WgError, _peer_boundary, canonical_endpoint,
                        parse_dump, plan, plan_changed, same_endpoint)
 from wgb_netns import Netns, inside, make_key, pids_in, sh
 
@@ -509,6 +509,15 @@ def test_batch_beyond_arg_max_is_split(dev):
     assert writes >= 2 and backend.writes == writes
     state = backend.dump(ifname)
     assert len(state.peers) == 2000 and plan(state, desired, set(desired)) == []
+
+
+def test_a_refused_batch_is_cut_at_the_peer_nearest_its_middle():
+    a, b, c = ("peer", "A" * 43 + "=", "remove"), ("peer", "B" * 43 + "=", "remove"), ("peer", "C" * 43 + "=")
+    assert _peer_boundary([*a, *b, *c]) == 3
+    assert _peer_boundary(["listen-port", "51820", *a, *b]) == 5     # the device fields stay in front
+    assert _peer_boundary(["listen-port", "51820", *c]) == 2
+    assert _peer_boundary([*c, "endpoint", "10.0.0.1:51820"]) is None  # one block: nothing to split
+    assert _peer_boundary(["listen-port", "51820"]) is None
 
 
 def test_cidrs_sorts_once_and_keeps_a_sorted_tuple():

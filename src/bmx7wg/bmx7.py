@@ -19,14 +19,12 @@ import ctypes
 import json
 import os
 import re
-import socket
 import struct
 import sys
 import time
-import weakref
 from collections.abc import Sequence
 
-from . import ints, spawn, watch
+from . import ints, sockets, spawn, watch
 from .address import is_node_id
 from .fsutil import unlink_quietly
 from .model import NodeInfo, Originator
@@ -399,7 +397,7 @@ class Bmx7:
 
     def alive(self) -> bool:
         """True if bmx7 accepts a connection on its control socket (stale files do not)."""
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        with sockets.Socket(sockets.AF_UNIX, sockets.SOCK_STREAM) as s:
             s.settimeout(1.0)
             try:
                 s.connect(os.path.join(self.runtime_dir, "sock"))
@@ -462,7 +460,13 @@ class _Changes:
             fd = _Changes._funcs[0](watch.IN_NONBLOCK | watch.IN_CLOEXEC)
             if fd >= 0:
                 self.fd = fd
-                weakref.finalize(self, os.close, fd)
+
+    def __del__(self, _close=os.close):
+        # not weakref.finalize: the weakref module is 0.1 MB of the helper's memory.
+        # _close bound here: at interpreter exit the module's globals may be gone first.
+        fd = getattr(self, "fd", None)             # None too if __init__ failed before it
+        if fd is not None:
+            _close(fd)
 
     def take(self) -> set[str] | None | bool:
         if self.fd is None:

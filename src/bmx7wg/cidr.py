@@ -11,7 +11,8 @@ subset of what ipaddress does with the same values (no scope ids).
 from __future__ import annotations
 
 import ipaddress
-import socket
+
+from . import sockets
 
 BITS = {4: 32, 6: 128}
 
@@ -41,7 +42,7 @@ def address(text: str) -> tuple[int, int] | None:
     version = 6 if ":" in text else 4
     try:
         return version, int.from_bytes(
-            socket.inet_pton(socket.AF_INET6 if version == 6 else socket.AF_INET, text), "big")
+            sockets.inet_pton(sockets.AF_INET6 if version == 6 else sockets.AF_INET, text), "big")
     except (OSError, ValueError):
         return None
 

@@ -11,12 +11,11 @@ import ipaddress
 import os
 import selectors
 import signal
-import socket
 import time
 
 from .record import replace
 
-from . import address, advert, clockguard, config, heap, history, keys, port, state, wg
+from . import address, advert, clockguard, config, heap, history, keys, port, sockets, state, wg
 from .bmx7 import Bmx7
 from .model import Advert, NodeInfo
 from .reconcile import Reconciler
@@ -408,7 +407,7 @@ class Helper:
             signal.signal(sig, lambda s, _f: self.pending.add(signal.Signals(s).name))
 
     def run(self) -> None:
-        rsock, wsock = socket.socketpair()
+        rsock, wsock = sockets.socketpair()
         rsock.setblocking(False)
         wsock.setblocking(False)
         old_fd = signal.set_wakeup_fd(wsock.fileno())

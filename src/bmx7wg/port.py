@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import errno
 import os
-import socket
 
+from . import sockets
 from .config import IfaceConfig
 
 
 def udp_port_free(port: int) -> bool:
     """True if nothing holds this UDP port on IPv6 or IPv4 (WireGuard binds both)."""
-    for family, host in ((socket.AF_INET6, "::"), (socket.AF_INET, "0.0.0.0")):
+    for family, host in ((sockets.AF_INET6, "::"), (sockets.AF_INET, "0.0.0.0")):
         try:
-            with socket.socket(family, socket.SOCK_DGRAM) as sock:
-                if family == socket.AF_INET6:
-                    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            with sockets.Socket(family, sockets.SOCK_DGRAM) as sock:
+                if family == sockets.AF_INET6:
+                    sock.setsockopt(sockets.IPPROTO_IPV6, sockets.IPV6_V6ONLY, 1)
                 sock.bind((host, port))
         except OSError as exc:
             if exc.errno == errno.EADDRINUSE:

@@ -30,14 +30,13 @@ import ipaddress
 import json
 import os
 import signal
-import socket
 import sys
 import time
 from collections.abc import Callable, Container, Iterable, Iterator, Mapping
 
 from .model import DeviceState, PeerSpec, PeerState, cidrs
 from .fsutil import unlink_quietly
-from . import spawn
+from . import sockets, spawn
 from .sessions import wall_live
 
 USERSPACE_ENV = "WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD"
@@ -124,7 +123,7 @@ _OPS = {ops.name: ops for ops in (_KernelOps, _UserspaceOps)}
 
 
 def _socket_alive(path: str) -> bool:
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+    with sockets.Socket(sockets.AF_UNIX, sockets.SOCK_STREAM) as s:
         try:
             s.connect(path)
             return True
@@ -431,14 +430,11 @@ def plan_changed(current: DeviceState | None, desired: Mapping[str, PeerSpec], o
     return args
 
 
-def _split_peers(args: list[str]) -> list[list[str]]:
-    """Device fields, then one group per `peer KEY ...` block."""
-    groups: list[list[str]] = [[]]
-    for arg in args:
-        if arg == "peer":                  # never a key (44 chars) nor any value
-            groups.append([])
-        groups[-1].append(arg)
-    return [g for g in groups if g]
+def _peer_boundary(args: list[str]) -> int | None:
+    """The index of the `peer` argument nearest the middle that leaves something before
+    it (the device fields stay in front), or None for a single peer block."""
+    starts = [i for i in range(1, len(args)) if args[i] == "peer"]   # never a key (44 chars) nor a value
+    return min(starts, key=lambda i: abs(2 * i - len(args))) if starts else None
 
 
 # ---------------------------------------------------------------- the backend
@@ -460,7 +456,7 @@ class Backend:
 
     def link_exists(self, ifname: str) -> bool:
         try:
-            socket.if_nametoindex(ifname)  # asks the current network namespace
+            sockets.if_nametoindex(ifname)  # asks the current network namespace
             return True
         except OSError:
             return False
@@ -563,21 +559,18 @@ class Backend:
         """Run `wg set IF <args>`; returns the number of `wg` writes (0 when empty).
 
         Always one invocation unless the kernel refuses the argv (E2BIG: beyond
-        ARG_MAX, 2 MB here, about 9,000 typical peers); then the batch is split at
-        peer boundaries and each part is one more write.
+        ARG_MAX, 2 MB here, about 9,000 typical peers); then the batch is split at a
+        peer boundary and each part is one more write.
         """
         if not args:
             return 0
-        return self._set(ifname, _split_peers(args))
-
-    def _set(self, ifname: str, groups: list[list[str]]) -> int:
-        argv = [self.wg, "set", ifname, *(a for g in groups for a in g)]
         try:
-            _run(argv, what=f"{ifname}: wg set")
+            _run([self.wg, "set", ifname, *args], what=f"{ifname}: wg set")
         except OSError as e:
-            if e.errno != errno.E2BIG or len(groups) < 2:
+            # split only now, not up front: a list per peer for a case that almost never comes
+            cut = _peer_boundary(args) if e.errno == errno.E2BIG else None
+            if cut is None:
                 raise WgError(f"{ifname}: wg set: {e.strerror}") from None
-            half = len(groups) // 2
-            return self._set(ifname, groups[:half]) + self._set(ifname, groups[half:])
+            return self.apply(ifname, args[:cut]) + self.apply(ifname, args[cut:])
         self.writes += 1
         return 1
