@@ -26,6 +26,7 @@ from collections.abc import Sequence
 
 from . import ints, sockets, spawn, watch
 from .address import is_node_id
+from .keyset import KeySet
 from .fsutil import unlink_quietly
 from .model import NodeInfo, Originator
 from .log import log
@@ -111,7 +112,7 @@ class Bmx7:
         self._own = info
         return info
 
-    def changed_since(self, version: int, kind: str) -> set[str] | None:
+    def changed_since(self, version: int, kind: str) -> KeySet | None:
         """Node ids whose entry in a `kind` ("received" or "originators") result is another
         object (or came or went) than in a result of that kind with this `version` (the
         results' attribute): a caller comparing results finds the changes without walking
@@ -124,7 +125,7 @@ class Bmx7:
         if version < self._forgotten[kind]:
             return None
         log = self._logs[kind]
-        found = set()
+        found = KeySet()
         for node_id, changed_at in reversed(log.items()):
             if changed_at <= version:
                 break

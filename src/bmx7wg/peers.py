@@ -16,6 +16,7 @@ from .record import record, field
 from types import MappingProxyType
 
 from . import advert
+from .keyset import KeySet
 from .model import Advert, Originator
 
 
@@ -29,7 +30,7 @@ class PeerTable:
 
     hold_down: float
     raws: dict[str, bytes] = field(default_factory=dict)   # every node in the table
-    changed_ids: set[str] = field(default_factory=set)    # adverts() entries the last update changed
+    changed_ids: KeySet = field(default_factory=KeySet)   # adverts() entries the last update changed
     presence_changed: bool = False        # the last update saw a node go or come back
     _errors: dict[str, str] = field(default_factory=dict)
     # absent nodes (in the latest update the file was missing or the node unreachable): the
@@ -48,7 +49,7 @@ class PeerTable:
         `changed`: node ids whose received bytes or originator may differ from the previous
         update (None: look at all of them). The result is the same either way.
         """
-        self.changed_ids = set()
+        self.changed_ids = KeySet()
         self.presence_changed = False
         raw_changed = False
         raws, absent = self.raws, self._absent

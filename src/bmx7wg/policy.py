@@ -26,6 +26,7 @@ from collections.abc import Mapping
 from .record import record, field
 
 from . import address, cidr
+from .keyset import KeySet
 from .config import BMX7_PREFIX, DEFAULT_AUTO_PREFIX, KEY_RE, ConfigError
 from .model import Advert, IPNetwork, Originator
 
@@ -346,7 +347,7 @@ class Policy:
     def _reset(self, env_key, env: _Env | None = None) -> None:
         self.env_key, self.env = env_key, env
         self.last: Selection | None = None
-        self.touched: set[str] | None = None           # decisions the last call rebuilt; None: all
+        self.touched: KeySet | None = None            # decisions the last call rebuilt; None: all
         self.nodes: dict[str, _Node] = {}
         self.origs: dict[str, Originator] = {}          # as the last call saw them
         self.endpoints = _Endpoints()
@@ -716,6 +717,26 @@ def _as_tuple(value) -> tuple:
     return value if type(value) is tuple else (value,)
 
 
+class _Everything:
+    """The dirty marks of a call from scratch: every node, key and derived address is to do,
+    so none is listed (sets of all of them were most of a first call's memory peak: 1.5 MB
+    at 5,000). Iterating gives the keys `source` has when the iteration starts."""
+
+    __slots__ = ("source",)
+
+    def __init__(self, source: dict):
+        self.source = source
+
+    def add(self, key) -> None:
+        pass
+
+    def add_all(self, keys) -> None:
+        pass
+
+    def __iter__(self):
+        return iter(list(self.source))        # a copy: callers may drop a key meanwhile
+
+
 class _Step:
     """One call of Policy.select: bring the caches up to date, then build the Selection."""
 
@@ -726,11 +747,17 @@ class _Step:
         self.scratch = pol.last is None           # nothing cached: every node is new
         self.verdicts: dict = {}                  # net -> safety problem, for this call
         self.rules_for: dict = {}                 # net -> matching rules, for this call
-        self.dirty_nodes: set[str] = set()        # decisions to build again
-        self.sync_nodes: set[str] = set()         # offers to align with the judged entries
-        self.dirty_keys: set[str] = set()
+        # dirty_nodes: decisions to build again; sync_nodes: offers to align with the judged
+        # entries; dirty_own: derived addresses whose claimants changed. From scratch all of
+        # them are, and none is listed (see _Everything); else KeySets, not sets: a bmx7
+        # restart or a first proof can mark thousands.
+        if self.scratch:
+            self.dirty_nodes = self.sync_nodes = _Everything(pol.nodes)
+            self.dirty_keys, self.dirty_own = _Everything(pol.key_claims), _Everything(pol.own_claims)
+        else:
+            self.dirty_nodes, self.sync_nodes, self.dirty_keys, self.dirty_own = (
+                KeySet(), KeySet(), KeySet(), KeySet())
         self.dirty_prefixes: set[str] = set()
-        self.dirty_own: set[str] = set()          # derived addresses whose claimants changed
         self.gone_claims: list[tuple[str, str]] = []       # (prefix, node) no longer offered
         self.gone_key_claims: list[tuple[str, str]] = []   # (key, node) no longer claimed
         self.key_since: dict[str, float] = {}              # see Selection.key_since
@@ -789,13 +816,16 @@ class _Step:
         pol, adverts, origs = self.pol, self.adverts, self.ctx.originators
         nodes = pol.nodes
         if self.changed is not None:
-            ids = self.changed | self.dirty_nodes
+            ids = KeySet(self.changed)
+            ids.add_all(self.dirty_nodes)
+        elif self.scratch:
+            ids = list(adverts)                   # no node yet: every advert is new
         else:
-            ids = {n for n, adv in adverts.items()
-                   if (node := nodes.get(n)) is None or node.advert_in is not adv
-                   or node.orig_in is not origs.get(n)}
-            ids.update(n for n in nodes if n not in adverts)
-            ids |= self.dirty_nodes
+            ids = KeySet(n for n, adv in adverts.items()
+                         if (node := nodes.get(n)) is None or node.advert_in is not adv
+                         or node.orig_in is not origs.get(n))
+            ids.add_all(n for n in nodes if n not in adverts)
+            ids.add_all(self.dirty_nodes)
         for node_id in ids:
             node = nodes.get(node_id)
             if node_id not in adverts or node_id == self.env.own_node_id:
@@ -928,8 +958,8 @@ class _Step:
         pol, proven, now = self.pol, self.ctx.proven_keys, self.now
         if proven is not pol.proven:
             if not self.scratch:
-                self.dirty_keys.update(k for k, v in proven.items() if pol.proven.get(k) != v)
-                self.dirty_keys.update(k for k in pol.proven if k not in proven)
+                self.dirty_keys.add_all(k for k, v in proven.items() if pol.proven.get(k) != v)
+                self.dirty_keys.add_all(k for k in pol.proven if k not in proven)
             pol.proven = proven
         prev = self.prev
         prev_since = prev.key_since if prev else {}
@@ -943,7 +973,7 @@ class _Step:
             found = step_since.get(node_id)
             return prev_age(key, node_id) if found is None else found
 
-        for key in pol.key_claims if self.scratch else self.dirty_keys:
+        for key in self.dirty_keys:
             pol.conflicts.pop(("key", key), None)
             claimants = _members(pol.key_claims.get(key, ()))
             for node_id in claimants:
@@ -1013,7 +1043,7 @@ class _Step:
     def own_moved(self, text: str) -> None:
         """A derived address gained or lost a claimant: the others' decisions may change."""
         self.dirty_own.add(text)
-        self.dirty_nodes.update(_members(self.pol.own_claims.get(text, ())))
+        self.dirty_nodes.add_all(_members(self.pol.own_claims.get(text, ())))
 
     def update_own(self) -> None:
         """A node's derived tunnel address is not arbitrated by standing: no other node can
@@ -1104,7 +1134,7 @@ class _Step:
                 if flagged != (holder if entry.since < now else set()):
                     recheck_same.add(prefix)
             if winner is not before or len(entry.offers) > 1 or restricted:
-                self.dirty_nodes.update(o.node_id for o in entry.offers)
+                self.dirty_nodes.add_all(o.node_id for o in entry.offers)
         pol.recheck_same, pol.recheck_later = recheck_same, recheck_later
 
     def _covered_by(self, prefixes: set[str]) -> set[str]:

@@ -23,6 +23,7 @@ from .record import record, field, replace
 from . import cidr, policy, wg
 from .sessions import Sessions
 from .config import IfaceConfig
+from .keyset import KeySet
 from .model import DeviceState, NodeInfo, Originator, PeerState, cidrs
 from .peers import PeerTable
 from .log import log
@@ -71,7 +72,7 @@ class Reconciler:
         self._own: NodeInfo | None = None
         self._seen = None                              # (Bmx7, versions) the last step read
         self._rebuilt = False                          # this step built everything anew
-        self._pending: set[str] = set()                # changed since the policy last ran
+        self._pending = KeySet()                       # changed since the policy last ran
         self._plan_keys: set[str] = set()              # peers changed since the last plan
         self._route_count: dict[tuple, int] = {}       # route -> number of decisions asking for it
         self._proofs = _Proofs()
@@ -212,12 +213,12 @@ class Reconciler:
         result = StepResult()
         changed = self._changed(received, originators, own.node_id)
         table_changed = self.table.update(now, received, originators, own.node_id, changed)
-        changed |= self.table.changed_ids
+        changed.add_all(self.table.changed_ids)
         # a new advert, a new error beside the last good one, a node gone or back
         result.shown_changed = table_changed or self.table.presence_changed
         standing_moved, replaced = self._remember(originators, changed)
         proven = self._proofs.current(self, replaced)
-        self._pending |= changed
+        self._pending.add_all(changed)
         if (table_changed or self.force or standing_moved or own != self._own
                 or proven is not self._proofs.used):
             self._own, self._proofs.used = own, proven
@@ -249,7 +250,7 @@ class Reconciler:
         previous = self.selection
         sel = self.policy.select(self.context(own, self.known_originators, now, proven),
                                  self.table.adverts_view(), changed=self._pending)
-        self._pending = set()
+        self._pending = KeySet()
         for conflict in sel.new_conflicts:
             log.warning("conflict: %s", conflict)
         self.selection = sel
@@ -270,7 +271,7 @@ class Reconciler:
             result.routes_changed = True
 
     def _changed(self, received: dict[str, bytes], originators: dict[str, Originator],
-                 own_id: str) -> set[str]:
+                 own_id: str) -> KeySet:
         """Nodes whose sms bytes or originator are not the very objects the table and
         known_originators kept from the previous step (bmx7.py returns the same objects
         for the files it did not read again), or that came or went."""
@@ -281,15 +282,16 @@ class Reconciler:
                 received_moved = source.changed_since(seen[1], "received")
                 originators_moved = source.changed_since(seen[2], "originators")
                 if received_moved is not None and originators_moved is not None:
-                    return received_moved | originators_moved
+                    received_moved.add_all(originators_moved)
+                    return received_moved
         else:
             self._seen = None
         table, known = self.table, self.known_originators
-        moved = {n for n, raw in received.items()
-                 if table.raws.get(n) is not raw or not table.present(n)}   # or back
-        moved.update(n for n in table.raws if n not in received and table.present(n))
-        moved.update(n for n, o in originators.items() if known.get(n) is not o)
-        moved.update(n for n in known if n not in originators)
+        moved = KeySet(n for n, raw in received.items()
+                       if table.raws.get(n) is not raw or not table.present(n))   # or back
+        moved.add_all(n for n in table.raws if n not in received and table.present(n))
+        moved.add_all(n for n, o in originators.items() if known.get(n) is not o)
+        moved.add_all(n for n in known if n not in originators)
         return moved
 
     def _remember(self, originators: dict[str, Originator], changed: set[str]) -> tuple[bool, list]:
