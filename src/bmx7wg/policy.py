@@ -719,8 +719,8 @@ def _as_tuple(value) -> tuple:
 
 class _Everything:
     """The dirty marks of a call from scratch: every node, key and derived address is to do,
-    so none is listed (sets of all of them were most of a first call's memory peak: 1.5 MB
-    at 5,000). Iterating gives the keys `source` has when the iteration starts."""
+    so none is listed (sets of all of them were most of a first call's memory peak: five
+    sets of 512 KB at 5,000). Iterating gives the keys `source` has when the iteration starts."""
 
     __slots__ = ("source",)
 
