@@ -25,9 +25,6 @@ class KeySet(dict):
         for key in keys:
             self[key] = None
 
-    def discard(self, key) -> None:
-        self.pop(key, None)
-
     # compared as the set of its keys (with a set, a dict's keys or another KeySet)
     def __eq__(self, other) -> bool:
         return self.keys() == (other.keys() if isinstance(other, dict) else other)

@@ -22,7 +22,7 @@ from __future__ import annotations
 import bisect
 import ipaddress
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from .record import record, field
 
 from . import address, cidr
@@ -334,7 +334,7 @@ class Policy:
         self._reset(None)
 
     def select(self, ctx: PolicyContext, adverts: Mapping[str, Advert | Exception],
-               changed: set[str] | None = None) -> Selection:
+               changed: Collection[str] | None = None) -> Selection:
         """Like `select`. `changed`: the node ids whose advert or originator may differ from
         the previous call (None: compare them all); unused when starting from scratch."""
         env_key = _Env.key_of(ctx)

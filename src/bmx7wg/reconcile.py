@@ -294,7 +294,7 @@ class Reconciler:
         moved.add_all(n for n in known if n not in originators)
         return moved
 
-    def _remember(self, originators: dict[str, Originator], changed: set[str]) -> tuple[bool, list]:
+    def _remember(self, originators: dict[str, Originator], changed: KeySet) -> tuple[bool, list]:
         """A node's json/originators file can vanish too (bmx7 restarting, a torn rewrite):
         like a missing sms file, that is no reason to drop the peer inside its hold-down.
         Keeps known_originators = the remembered ones of nodes still in the table, updated
