@@ -28,7 +28,7 @@ import bmx7wg  # noqa: E402
 
 # OpenWrt splits these stdlib modules out of python3-light (docs: ../shared/openwrt/README.md).
 SPLIT = {
-    "logging": ["python3-logging"], "ctypes": ["python3-ctypes"],
+    "logging": ["python3-logging"], "ctypes": ["python3-ctypes"], "_ctypes": ["python3-ctypes"],
     "asyncio": ["python3-asyncio", "python3-logging"], "concurrent": ["python3-logging"],
     "unittest": ["python3-unittest"], "uuid": ["python3-uuid"], "urllib": ["python3-urllib"],
     "email": ["python3-email"], "ssl": ["python3-openssl"], "_hashlib": ["python3-openssl"],

@@ -10,7 +10,8 @@ nodeId bmx7 has already authenticated.
 from __future__ import annotations
 
 import ipaddress
-import re
+
+from .charset import HEX_UPPER, made_of
 
 NODE_ID_HEX = 56                       # SHA-224 of the node's RSA key, uppercase hex
 SHORT_ID_HEX = 8
@@ -18,16 +19,13 @@ PRIMARY_PREFIX = "fd70::/16"
 AUTO_PREFIX = "fd77::/16"
 MIN_PREFIXLEN, MAX_PREFIXLEN = 8, 64   # host part: 64..120 bits, all from the nodeId
 
-_NODE_ID_RE = re.compile(r"[0-9A-F]{%d}" % NODE_ID_HEX)
-
-
 class AddressError(ValueError):
     """A bad nodeId or prefix; the message is one line naming the value."""
 
 
 def is_node_id(s: object) -> bool:
     """True for exactly 56 uppercase hex digits (bmx7's spelling of a nodeId)."""
-    return isinstance(s, str) and _NODE_ID_RE.fullmatch(s) is not None
+    return made_of(s, HEX_UPPER, NODE_ID_HEX, NODE_ID_HEX)
 
 
 def short_id(node_id: str) -> str:

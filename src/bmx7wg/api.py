@@ -12,12 +12,11 @@ no floats either: older libubox (blobmsg_add_json) refuses JSON doubles.
 
 from __future__ import annotations
 
-import json
 import os
-import re
-import signal
+from _signal import SIGHUP, SIGUSR1
 
-from . import state
+from . import jsontext, state
+from .charset import HEX, NAME, is_wg_key, made_of
 
 DEFAULT_RUNDIR = "/var/run/bmx7wg"
 
@@ -31,9 +30,12 @@ METHODS = {
 
 PEER_STATES = ("pending", "active", "expired", "rejected")
 KEY_MODES = ("persist", "session", "uci")
-# UCI section names plus what config.IFNAME_RE allows; no leading dot (no hidden/temp files).
-IFACE_RE = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,14}$")
-KEY_LIKE_RE = re.compile(r"^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$")
+
+
+def _iface_name(name: object) -> bool:
+    """UCI section names plus what config.valid_ifname allows; no leading dot (no hidden or
+    temp files)."""
+    return made_of(name, NAME, 1, 15) and not name.startswith(".")
 
 
 class ApiError(Exception):
@@ -75,12 +77,12 @@ def _texts(value, limit: int = 256) -> list[str]:
 
 def _key(value) -> str | None:
     text = _text(value, 44)
-    return text if text and KEY_LIKE_RE.match(text) else None
+    return text if is_wg_key(text) else None
 
 
 def _hex_id(value, length: int) -> str | None:
     text = _text(value, length)
-    return text if text and re.fullmatch(rf"[0-9A-Fa-f]{{{length}}}", text) else None
+    return text if made_of(text, HEX, length, length) else None
 
 
 # ---- process checks -----------------------------------------------------------------------
@@ -115,18 +117,19 @@ def _load(rundir: str, iface: str) -> dict:
     path = state.path(rundir, iface)
     try:
         with open(path) as fh:
-            data = json.load(fh)
+            data = jsontext.loads(fh.read())
     except FileNotFoundError:
         raise ApiError(f"interface '{iface}': no bmx7wg helper state ({path} missing)") from None
     except (OSError, ValueError) as exc:
-        raise ApiError(f"state file {path}: unreadable ({type(exc).__name__})") from None
+        why = "not JSON" if isinstance(exc, jsontext.JsonError) else type(exc).__name__
+        raise ApiError(f"state file {path}: unreadable ({why})") from None
     if not isinstance(data, dict):
         raise ApiError(f"state file {path}: not a JSON object")
     return data
 
 
 def _interfaces(rundir: str) -> list[str]:
-    return [name for name in state.interfaces(rundir) if IFACE_RE.match(name)]
+    return [name for name in state.interfaces(rundir) if _iface_name(name)]
 
 
 def _named(args) -> str | None:
@@ -141,7 +144,7 @@ def _named(args) -> str | None:
     iface = args.get("interface")
     if iface in (None, ""):
         return None
-    if not isinstance(iface, str) or not IFACE_RE.match(iface):
+    if not _iface_name(iface):
         raise ApiError(f"argument 'interface': invalid value '{str(iface)[:40]}'")
     return iface
 
@@ -278,9 +281,9 @@ def handle(method: str, args: dict | None, rundir: str = DEFAULT_RUNDIR) -> dict
         if method == "peers":
             return _peers_reply(rundir, args)
         if method == "reload":
-            return _signal(rundir, _pick(rundir, args), signal.SIGHUP)
+            return _signal(rundir, _pick(rundir, args), SIGHUP)
         if method == "rotate_key":
-            return _signal(rundir, _pick(rundir, args), signal.SIGUSR1)
+            return _signal(rundir, _pick(rundir, args), SIGUSR1)
         return {"error": f"unknown method '{str(method)[:40]}'"}
     except ApiError as exc:
         return {"error": str(exc)}

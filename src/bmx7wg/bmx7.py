@@ -15,16 +15,14 @@ What bmx7 really does (../shared/bmx7/README.md), and how this module copes:
 
 from __future__ import annotations
 
-import ctypes
-import json
 import os
-import re
 import struct
 import sys
 import time
 from collections.abc import Sequence
 
-from . import ints, sockets, spawn, watch
+from . import charset, ints, jsontext, libc, sockets, spawn, watch
+from .charset import made_of
 from .address import is_node_id
 from .keyset import KeySet
 from .fsutil import unlink_quietly
@@ -34,8 +32,6 @@ from .log import log
 
 DEFAULT_RUNTIME_DIR = "/var/run/bmx7"
 MAX_SMS_SIZE = 300            # bmx7's limit with refSms=0; far larger files crash senders
-_SMS_NAME_RE = re.compile(r"[A-Za-z0-9_.-]{1,15}")
-_METRIC_RE = re.compile(r"([0-9]+)([KMGT]?)")
 _METRIC_UNITS = {"": 1, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12}
 
 _ABSENT = object()            # file not there
@@ -44,16 +40,19 @@ _UNREADABLE = object()        # there, but not (yet) valid JSON
 
 def valid_sms_name(name: object) -> bool:
     """bmx7's rule: 1-15 chars of [A-Za-z0-9_.-], no leading or trailing '.'."""
-    return (isinstance(name, str) and _SMS_NAME_RE.fullmatch(name) is not None
-            and not name.startswith(".") and not name.endswith("."))
+    return made_of(name, charset.NAME, 1, 15) and not name.startswith(".") and not name.endswith(".")
 
 
 def parse_metric(value: object) -> int:
     """bmx7's metric text ("999M", "257G", "12K", "800") in bits/s; "-1", "0", junk -> 0."""
     if isinstance(value, int) and not isinstance(value, bool):
         return max(value, 0)
-    m = _METRIC_RE.fullmatch(value.strip()) if isinstance(value, str) else None
-    return ints.shared(int(m.group(1)) * _METRIC_UNITS[m.group(2)]) if m else 0
+    if not isinstance(value, str):
+        return 0
+    text = value.strip()
+    unit = text[-1:] if text[-1:] in ("K", "M", "G", "T") else ""
+    digits = text[:len(text) - len(unit)]
+    return ints.shared(int(digits) * _METRIC_UNITS[unit]) if made_of(digits, charset.DIGITS) else 0
 
 
 class Bmx7:
@@ -242,8 +241,8 @@ class Bmx7:
             except OSError:
                 continue
             try:
-                return json.loads(raw)
-            except ValueError:                            # torn write (or 0 bytes): retry
+                return jsontext.loads(raw)
+            except jsontext.JsonError:                            # torn write (or 0 bytes): retry
                 continue
         return _UNREADABLE
 
@@ -412,7 +411,7 @@ class Bmx7:
             text = _slurp(os.path.join(self.runtime_dir, "pid")).decode().strip()
         except (OSError, UnicodeDecodeError):
             return None
-        return int(text) if re.fullmatch(r"[0-9]{1,10}", text) and int(text) > 0 else None
+        return int(text) if made_of(text, charset.DIGITS, 1, 10) and int(text) > 0 else None
 
 
 def _split_command(command: str) -> list[str]:
@@ -485,7 +484,7 @@ class _Changes:
             return False
         wd = self._funcs[1](self.fd, os.fsencode(self.path), self.MASK)
         if wd < 0:
-            log.debug("inotify on %s: %s", self.path, os.strerror(ctypes.get_errno()))
+            log.debug("inotify on %s: %s", self.path, os.strerror(libc.get_errno()))
             return False
         self.wd, self.ident = wd, ident
         return None
@@ -539,8 +538,8 @@ def _read_json_once(path: str) -> object:
     except OSError:
         return _UNREADABLE
     try:
-        return json.loads(raw)
-    except ValueError:
+        return jsontext.loads(raw)
+    except jsontext.JsonError:
         return _UNREADABLE
 
 
@@ -596,6 +595,6 @@ def _str(value: object, default: str = "") -> str:
 def _int(value: object, default: int) -> int:
     if isinstance(value, int) and not isinstance(value, bool):
         return value
-    if isinstance(value, str) and re.fullmatch(r"[0-9]+", value.strip()):
+    if isinstance(value, str) and made_of(value.strip(), charset.DIGITS):
         return int(value)
     return default

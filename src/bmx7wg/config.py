@@ -7,7 +7,9 @@ so netifd (INVALID_CONFIG), the CLI and LuCI's validators all say the same thing
 from __future__ import annotations
 
 import ipaddress
-import re
+
+from . import charset
+from .charset import made_of
 from .record import record, field
 
 from .model import IPNetwork
@@ -15,13 +17,15 @@ from .model import IPNetwork
 DEFAULT_PORT_RANGE = (51820, 52819)
 DEFAULT_AUTO_PREFIX = "fd77::/16"
 BMX7_PREFIX = ipaddress.ip_network("fd70::/16")
-IFNAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,15}$")
-SMS_NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,15}$")
-KEY_RE = re.compile(r"^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$")
 
 
 class ConfigError(ValueError):
     """One-line, admin-readable description of a bad option."""
+
+
+def valid_ifname(name: object) -> bool:
+    """1-15 characters of A-Z a-z 0-9 _ . - (the kernel's IFNAMSIZ; bmx7's sms names too)."""
+    return made_of(name, charset.NAME, 1, 15)
 
 
 @record(frozen=True)
@@ -97,10 +101,14 @@ def _interface_addr(option, raw):
 
 
 def _port_range(raw) -> tuple[int, int]:
-    match = re.fullmatch(r"\s*(\d+)\s*[-:]\s*(\d+)\s*", str(raw))
-    if not match:
+    text = str(raw)
+    low, sep, high = text.partition("-")
+    if not sep:
+        low, sep, high = text.partition(":")
+    low, high = low.strip(charset.BLANKS), high.strip(charset.BLANKS)
+    if not made_of(low, charset.DIGITS) or not made_of(high, charset.DIGITS):
         raise _fail("port_range", raw, "expected LOW-HIGH, e.g. 51820-52819")
-    lo, hi = (_int("port_range", g, 1, 65535) for g in match.groups())
+    lo, hi = _int("port_range", low, 1, 65535), _int("port_range", high, 1, 65535)
     if lo > hi:
         raise _fail("port_range", raw, "LOW is above HIGH")
     return lo, hi
@@ -108,7 +116,7 @@ def _port_range(raw) -> tuple[int, int]:
 
 def parse(iface: str, options: dict, rules: tuple = ()) -> IfaceConfig:
     """Validate one `config interface` section (its options dict) into an IfaceConfig."""
-    if not IFNAME_RE.match(iface):
+    if not valid_ifname(iface):
         raise ConfigError(f"interface '{iface}': name must be 1-15 chars of A-Z a-z 0-9 _ . -")
     get = options.get
     proto = get("proto")
@@ -117,12 +125,12 @@ def parse(iface: str, options: dict, rules: tuple = ()) -> IfaceConfig:
     kw: dict = {"iface": iface, "rules": rules}
 
     ifname = get("ifname", iface)
-    if not IFNAME_RE.match(str(ifname)):
+    if not valid_ifname(str(ifname)):
         raise _fail("ifname", ifname, "1-15 chars of A-Z a-z 0-9 _ . -")
     kw["ifname"] = str(ifname)
 
     if get("private_key") is not None:
-        if not KEY_RE.match(str(get("private_key"))):
+        if not charset.is_wg_key(str(get("private_key"))):
             # Never echo a private key, not even a broken one.
             raise ConfigError("option 'private_key': invalid value (not a base64 WireGuard key)")
         kw["private_key"] = str(get("private_key"))
@@ -166,7 +174,7 @@ def parse(iface: str, options: dict, rules: tuple = ()) -> IfaceConfig:
         raise _fail("bmx7_dir", bmx7_dir, "must be an absolute path")
     kw["bmx7_dir"] = bmx7_dir.rstrip("/") or "/"
     sms_name = str(get("sms_name", "wgtun"))
-    if not SMS_NAME_RE.match(sms_name) or sms_name.startswith(".") or sms_name.endswith("."):
+    if not valid_ifname(sms_name) or sms_name.startswith(".") or sms_name.endswith("."):
         raise _fail("sms_name", sms_name, "1-15 chars of A-Z a-z 0-9 _ . -, no leading/trailing '.'")
     kw["sms_name"] = sms_name
     if get("hold_down") is not None:

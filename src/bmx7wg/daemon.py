@@ -7,10 +7,9 @@ check (bmx7 forgets runtime registrations when it restarts) and the state file.
 
 from __future__ import annotations
 
+import _signal
 import ipaddress
 import os
-import selectors
-import signal
 import time
 
 from .record import replace
@@ -18,6 +17,7 @@ from .record import replace
 from . import address, advert, clockguard, config, heap, history, keys, port, sockets, state, wg
 from .bmx7 import Bmx7
 from .model import Advert, NodeInfo
+from .poller import Poller
 from .reconcile import Reconciler
 from .uciadapter import open_uci
 from .watch import Watcher
@@ -30,6 +30,10 @@ STATS_TIMEOUT = 30.0          # a `wg show dump` still running after this is giv
 FORK_STATE_ABOVE = 200        # peers: a bigger state file is written by a forked child
 TRIM_AFTER = 100              # peers added/removed in one step: worth handing freed heap back
 REGISTER_GRACE = 3.0          # own sms copy may lag the publish by ~0.1 s; allow for slow bmx7
+# The signals caught, by the names handle_signals() acts on. From _signal, not signal.py:
+# its enums (which would name them) load the enum module, 0.2 MB.
+_CAUGHT = {_signal.SIGTERM: "SIGTERM", _signal.SIGINT: "SIGINT", _signal.SIGHUP: "SIGHUP",
+           _signal.SIGUSR1: "SIGUSR1"}
 
 
 class HelperError(RuntimeError):
@@ -66,7 +70,7 @@ class Helper:
         self.pid = os.getpid()            # the state file's pid, also when a child writes it
         self.writer: int | None = None    # pid of the child writing the state file
         self.stats: _StatsRead | None = None
-        self.sel: selectors.BaseSelector | None = None
+        self.sel: Poller | None = None
         self.ubus = None
         self.route_tables: set = set()
         self.previous_peers: list = []      # a previous run's state-file peers, while awaited
@@ -307,7 +311,7 @@ class Helper:
             if done is None and not force:
                 return                      # one writer at a time: the file only moves forward
             if done is None:            # shutdown: the file written below supersedes the child's
-                os.kill(self.writer, signal.SIGKILL)
+                os.kill(self.writer, _signal.SIGKILL)
                 os.waitpid(self.writer, 0)
             elif not done:
                 self.state_dirty = True
@@ -328,7 +332,7 @@ class Helper:
         except wg.WgError as exc:
             log.warning("%s: %s", self.iface, exc)
             return
-        self.sel.register(self.stats.fd, selectors.EVENT_READ, "stats")
+        self.sel.register(self.stats.fd, "stats")
 
     def read_stats(self) -> None:
         """Take what the running dump wrote; at its end, hand the device to the reconciler."""
@@ -403,22 +407,22 @@ class Helper:
     # ---- loop -------------------------------------------------------------------------------
     def catch_signals(self) -> None:
         """Installed before setup: a SIGHUP or SIGTERM arriving early is queued, not fatal."""
-        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1):
-            signal.signal(sig, lambda s, _f: self.pending.add(signal.Signals(s).name))
+        for sig, name in _CAUGHT.items():
+            _signal.signal(sig, lambda _s, _f, name=name: self.pending.add(name))
 
     def run(self) -> None:
         rsock, wsock = sockets.socketpair()
         rsock.setblocking(False)
         wsock.setblocking(False)
-        old_fd = signal.set_wakeup_fd(wsock.fileno())
+        old_fd = _signal.set_wakeup_fd(wsock.fileno())
         dirs = [os.path.join(self.cfg.bmx7_dir, "sms", "rcvdSms"),
                 os.path.join(self.cfg.bmx7_dir, "json", "originators"),
                 self.cfg.bmx7_dir]
         watcher = Watcher(dirs)
-        sel = self.sel = selectors.DefaultSelector()
-        sel.register(rsock, selectors.EVENT_READ, "signal")
+        sel = self.sel = Poller()
+        sel.register(rsock.fileno(), "signal")
         if watcher.fileno() is not None:
-            sel.register(watcher.fileno(), selectors.EVENT_READ, "watch")
+            sel.register(watcher.fileno(), "watch")
         self.ubus = _connect_ubus(self.rundir)
         next_tick = 0.0
         try:
@@ -434,14 +438,14 @@ class Helper:
                 timeout = max(0.0, next_tick - self.mono())
                 if self.ubus is not None:
                     timeout = min(timeout, 0.2)
-                for key, _ in sel.select(timeout):
-                    if key.data == "signal":
+                for name in sel.ready(timeout):
+                    if name == "signal":
                         try:
                             while rsock.recv(64):
                                 pass
                         except BlockingIOError:
                             pass
-                    elif key.data == "stats":
+                    elif name == "stats":
                         self.read_stats()
                     elif watcher.read():
                         self.reconcile(self.mono())
@@ -450,12 +454,11 @@ class Helper:
                 if self.ubus is not None:
                     self.ubus.poll(0)
         finally:
-            signal.set_wakeup_fd(old_fd)
+            _signal.set_wakeup_fd(old_fd)
             watcher.close()
             if self.stats is not None:
                 self.stats.close()
                 self.stats = None
-            sel.close()
             self.sel = None
             self.shutdown()
 

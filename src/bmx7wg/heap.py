@@ -8,7 +8,7 @@ memory by itself: there this does nothing.
 
 from __future__ import annotations
 
-import ctypes
+from . import libc
 
 _trim = None
 
@@ -18,8 +18,7 @@ def trim() -> bool:
     global _trim
     if _trim is None:
         try:
-            _trim = ctypes.CDLL(None).malloc_trim
-            _trim.argtypes, _trim.restype = [ctypes.c_size_t], ctypes.c_int
+            _trim = libc.function(None, "malloc_trim", libc.SIZE_T)
         except (AttributeError, OSError):
             _trim = False
     if not _trim:

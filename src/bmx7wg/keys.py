@@ -10,7 +10,8 @@ import os
 from . import spawn
 from .record import record
 
-from .config import KEY_RE, IfaceConfig
+from .charset import is_wg_key
+from .config import IfaceConfig
 
 
 class KeyStoreError(RuntimeError):
@@ -61,7 +62,7 @@ def _read_private(path: str) -> bytes | None:
             data = fh.read().strip()
     except FileNotFoundError:
         return None
-    if not KEY_RE.match(data.decode("ascii", "replace")):
+    if not is_wg_key(data.decode("ascii", "replace")):
         raise KeyStoreError(f"key file {path}: not a WireGuard private key (remove it to generate a new one)")
     if os.stat(path).st_mode & 0o077:
         os.chmod(path, 0o600)  # an admin may have copied it in with a loose mode

@@ -25,9 +25,8 @@ process), else the `ubus` command line tool; without either, nothing is sent (lo
 from __future__ import annotations
 
 import ipaddress
-import json
 
-from . import spawn
+from . import jsontext, spawn
 from .config import BMX7_PREFIX
 from .log import log
 
@@ -207,7 +206,7 @@ def call(obj: str, method: str, data: dict) -> bool:
         return False
     try:
         proc = spawn.run([cli, "-t", str(UBUS_TIMEOUT), "call", obj, method,
-                          json.dumps(data, separators=(",", ":"))], text=True, timeout=UBUS_TIMEOUT + 5)
+                          jsontext.dumps(data)], text=True, timeout=UBUS_TIMEOUT + 5)
     except (OSError, spawn.Timeout) as exc:
         log.warning("ubus call %s %s: %s", obj, method, exc)
         return False

@@ -21,13 +21,13 @@ from __future__ import annotations
 
 import bisect
 import ipaddress
-import re
 from collections.abc import Collection, Mapping
 from .record import record, field
 
 from . import address, cidr
 from .keyset import KeySet
-from .config import BMX7_PREFIX, DEFAULT_AUTO_PREFIX, KEY_RE, ConfigError
+from .charset import HEX, is_wg_key, made_of
+from .config import BMX7_PREFIX, DEFAULT_AUTO_PREFIX, ConfigError
 from .model import Advert, IPNetwork, Originator
 
 RULE_TYPE = "bmx7wg_out"
@@ -92,7 +92,6 @@ class Rule:
 _RULE_OPTIONS = ("interface", "network", "min_prefix_len", "max_prefix_len", "gw_name", "gw_id",
                  "hysteresis", "rating", "table", "metric", "allow_overlapping_prefix",
                  "break_overlapping_prefix", "disabled")
-_HEX_ID_RE = re.compile(r"^[0-9A-Fa-f]{8,56}$")
 _TABLE_NAMES = {"main": 254, "default": 253}
 
 
@@ -185,7 +184,7 @@ def _parse_rule(opts: _RuleOptions, target: str | None) -> Rule:
     if min_len > max_len:
         raise opts.fail("min_prefix_len", min_len, f"above max_prefix_len {max_len}")
     for gw_id in opts.words("gw_id"):
-        if not _HEX_ID_RE.match(gw_id):
+        if not _is_hex_id(gw_id):
             raise opts.fail("gw_id", gw_id, "want a nodeId or its first 8+ hex digits")
     return Rule(
         name=opts.section, network=network, min_prefix_len=min_len, max_prefix_len=max_len,
@@ -603,7 +602,7 @@ def _advert_problem(env: _Env, node_id: str, adv) -> str | None:
         return R_MALFORMED
     if adv.version != ADVERT_VERSION:
         return f"unsupported advert version {adv.version}"
-    if not isinstance(adv.public_key, str) or not KEY_RE.match(adv.public_key) \
+    if not is_wg_key(adv.public_key) \
             or adv.public_key == ZERO_KEY:
         return R_BAD_KEY
     if isinstance(adv.port, bool) or not isinstance(adv.port, int) or not 1 <= adv.port <= 65535:
@@ -1280,9 +1279,14 @@ def _short(node_id: str) -> str:
     return node_id[:address.SHORT_ID_HEX]
 
 
+def _is_hex_id(text: str) -> bool:
+    """A nodeId or its first 8+ hex digits, either case."""
+    return made_of(text, HEX, 8, address.NODE_ID_HEX)
+
+
 def _names_node(entry: str, node_id: str, name: str | None) -> bool:
     """An allow_node entry names a node by nodeId (or its first 8+ hex digits) or by name."""
-    if _HEX_ID_RE.match(entry) and node_id.startswith(entry.upper()):
+    if _is_hex_id(entry) and node_id.startswith(entry.upper()):
         return True
     return name is not None and entry == name
 

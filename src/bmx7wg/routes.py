@@ -10,9 +10,8 @@ own link every global address not wanted is removed; link-local ones stay.
 from __future__ import annotations
 
 import ipaddress
-import json
 from collections.abc import Iterable
-from . import spawn
+from . import jsontext, spawn
 from .record import record
 
 RT_PROTO = 77                 # unassigned in /etc/iproute2/rt_protos; marks our routes
@@ -63,7 +62,7 @@ def _canonical(values: Iterable[str], parse, ifname: str) -> set[str]:
 # ---------------------------------------------------------------- addresses
 
 def _current_addresses(ip: str, ifname: str) -> set[str]:
-    links = json.loads(_ip(ip, ["-j", "addr", "show", "dev", ifname], ifname, "ip addr show") or "[]")
+    links = jsontext.loads(_ip(ip, ["-j", "addr", "show", "dev", ifname], ifname, "ip addr show") or "[]")
     return {f"{a['local']}/{a['prefixlen']}"
             for link in links for a in link.get("addr_info", [])
             if a.get("scope") != "link" and "local" in a}
@@ -94,7 +93,7 @@ def _current_routes(ip: str, ifname: str, table: str) -> tuple[set, set]:
     for family in (4, 6):
         out = _ip(ip, ["-N", "-j", f"-{family}", "route", "show", "dev", ifname,
                        "table", table], ifname, "ip route show", empty_if="table does not exist")
-        for r in json.loads(out or "[]"):
+        for r in jsontext.loads(out or "[]"):
             if r.get("type", "unicast") not in ("unicast", "1"):
                 continue
             key = (_route_dst(r, family), int(r.get("metric", _DEFAULT_METRIC[4])))

@@ -14,12 +14,12 @@ ubus socket open).
 
 from __future__ import annotations
 
+import _signal
 import os
 import select
-import signal
 import time
 
-_DEFAULT_SIGNALS = (signal.SIGPIPE, signal.SIGXFSZ)
+_DEFAULT_SIGNALS = (_signal.SIGPIPE, _signal.SIGXFSZ)
 # Above this many arguments a child is started by fork and exec (see _fork_exec).
 FORK_EXEC_ABOVE = 1000
 
@@ -150,7 +150,7 @@ class Child:
     def kill(self) -> None:
         if self.poll() is None:
             try:
-                os.kill(self.pid, signal.SIGKILL)
+                os.kill(self.pid, _signal.SIGKILL)
             except ProcessLookupError:
                 pass
             self.wait()
@@ -218,11 +218,11 @@ def _child_signals() -> None:
     """In a forked child, until exec: the helper's signal handlers (and their wakeup
     descriptor, shared with the helper) must not run here, and SIGPIPE and SIGXFSZ go back
     to default as posix_spawn's setsigdef does."""
-    signal.set_wakeup_fd(-1)
-    for sig in signal.valid_signals():
+    _signal.set_wakeup_fd(-1)
+    for sig in _signal.valid_signals():
         try:
-            if callable(signal.getsignal(sig)) or sig in _DEFAULT_SIGNALS:
-                signal.signal(sig, signal.SIG_DFL)
+            if callable(_signal.getsignal(sig)) or sig in _DEFAULT_SIGNALS:
+                _signal.signal(sig, _signal.SIG_DFL)
         except (OSError, ValueError):        # SIGKILL, SIGSTOP, realtime ones Python refuses
             pass
 

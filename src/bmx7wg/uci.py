@@ -24,8 +24,9 @@ from __future__ import annotations
 
 import fcntl
 import os
-import re
 from collections import namedtuple
+
+from .charset import BLANKS, leading_int
 from .fsutil import unlink_quietly
 from .record import record, field
 
@@ -139,15 +140,19 @@ def _djb_hash(text: str) -> int:
 
 
 def _sscanf_int(text: str) -> int | None:
-    m = re.match(r"\s*([+-]?\d+)", text)
-    return int(m.group(1)) if m else None
+    read = leading_int(text)
+    return read[0] if read else None
 
 
 def _strtoul_int(text: str) -> int:
     """strtoul() cast to int, as `uci reorder` does."""
-    m = re.match(r"\s*([+-]?)(\d*)", text)
-    n = int(m.group(2) or 0) & 0xFFFFFFFFFFFFFFFF
-    if m.group(1) == "-":
+    text = text.lstrip(BLANKS)
+    negative = text.startswith("-")
+    if text.startswith(("+", "-")):
+        text = text[1:]
+    digits = text[:len(text) - len(text.lstrip("0123456789"))]
+    n = int(digits or 0) & 0xFFFFFFFFFFFFFFFF
+    if negative:
         n = (-n) & 0xFFFFFFFFFFFFFFFF
     n &= 0xFFFFFFFF
     return n - (1 << 32) if n & 0x80000000 else n
@@ -179,12 +184,13 @@ class Package:
 
     def _find_extended(self, ref: str) -> Section | None:
         # libuci: first '[', the first ']' after it ends the ref, strtol() must use all
-        m = re.fullmatch(r"@([^\[]*)\[([^\]]*)\]", ref)
-        if not m or not re.fullmatch(r"(\s*[+-]?\d+)?", m.group(2)) \
-                or (m.group(1) and not valid_type(m.group(1))):
+        stype, bracket, rest = ref[1:].partition("[")
+        idxstr = rest[:-1]
+        read = leading_int(idxstr) if idxstr else (0, 0)
+        if not ref.startswith("@") or not bracket or not rest.endswith("]") or "]" in idxstr \
+                or not read or read[1] != len(idxstr) or (stype and not valid_type(stype)):
             raise UciError(f"Invalid argument: bad section reference {ref!r}")
-        stype, idxstr = m.groups()
-        idx = int(idxstr) if idxstr else 0
+        idx = read[0]
         matching = [s for s in self.sections if not stype or s.type == stype]
         if idx < 0:
             idx += len(matching)

@@ -1,4 +1,4 @@
-"""Tell the daemon when bmx7's directories change: inotify through ctypes, else polling.
+"""Tell the daemon when bmx7's directories change: inotify (libc.py), else polling.
 
 The watched directories may not exist yet (bmx7 not started) and may be deleted and
 recreated (bmx7 wipes rcvdSms at start), so every read() also re-checks each directory:
@@ -13,13 +13,13 @@ read(); when it returns True, re-read whatever the caller derives from those dir
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import os
 import stat
 import struct
 from collections.abc import Iterable
 
+from . import libc
 from .log import log
 
 
@@ -50,14 +50,11 @@ def _load_inotify():
     """libc's inotify functions, or None when they cannot be loaded."""
     for name in (None, "libc.so.6", "libc.so"):           # glibc; musl (OpenWrt): libc.so
         try:
-            libc = ctypes.CDLL(name, use_errno=True)
-            init, add, rm = libc.inotify_init1, libc.inotify_add_watch, libc.inotify_rm_watch
+            return (libc.function(name, "inotify_init1", libc.INT),
+                    libc.function(name, "inotify_add_watch", libc.INT, libc.CHAR_P, libc.UINT32),
+                    libc.function(name, "inotify_rm_watch", libc.INT, libc.INT))
         except (OSError, AttributeError):
             continue
-        init.argtypes, init.restype = [ctypes.c_int], ctypes.c_int
-        add.argtypes, add.restype = [ctypes.c_int, ctypes.c_char_p, ctypes.c_uint32], ctypes.c_int
-        rm.argtypes, rm.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
-        return init, add, rm
     return None
 
 
@@ -80,7 +77,7 @@ class Watcher:
         if self._funcs:
             fd = self._funcs[0](IN_NONBLOCK | IN_CLOEXEC)
             if fd < 0:
-                log.warning("inotify_init1: %s; polling instead", os.strerror(ctypes.get_errno()))
+                log.warning("inotify_init1: %s; polling instead", os.strerror(libc.get_errno()))
                 self._funcs = None
             else:
                 self._fd = fd
@@ -148,7 +145,7 @@ class Watcher:
             return False
         wd = self._funcs[1](self._fd, os.fsencode(path), WATCH_MASK | IN_ONLYDIR)
         if wd < 0:
-            err = ctypes.get_errno()
+            err = libc.get_errno()
             if err not in _MISSING:
                 log.warning("cannot watch %s: %s; polling it", path, os.strerror(err))
             return False

@@ -25,18 +25,17 @@ initiates to us, so roaming picks that up without waiting.
 
 from __future__ import annotations
 
+import _signal
 import errno
 import ipaddress
-import json
 import os
-import signal
 import sys
 import time
 from collections.abc import Callable, Container, Iterable, Iterator, Mapping
 
 from .model import DeviceState, PeerSpec, PeerState, cidrs
 from .fsutil import unlink_quietly
-from . import sockets, spawn
+from . import jsontext, sockets, spawn
 from .sessions import wall_live
 
 USERSPACE_ENV = "WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD"
@@ -163,7 +162,7 @@ def _running(pid: int) -> bool:
 
 def _stop(pids: list[int], grace: float = 2.0) -> None:
     """Wait for pids to exit; TERM, then KILL the ones that do not."""
-    for sig in (None, signal.SIGTERM, signal.SIGKILL):
+    for sig in (None, _signal.SIGTERM, _signal.SIGKILL):
         if sig is not None:
             for pid in pids:
                 if _running(pid):
@@ -464,7 +463,7 @@ class Backend:
     def _link_info(self, ifname: str) -> dict:
         out = _run([self.ip, "-d", "-j", "link", "show", "dev", ifname],
                    what=f"{ifname}: ip link show").stdout
-        return json.loads(out)[0]
+        return jsontext.loads(out)[0]
 
     def _kind_of(self, info: dict, ifname: str) -> str:
         kind = info.get("linkinfo", {}).get("info_kind")

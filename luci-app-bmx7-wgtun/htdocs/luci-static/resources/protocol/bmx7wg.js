@@ -42,8 +42,9 @@ var PY_STRIP_RE = new RegExp('^[' + PY_SPACE + ']+|[' + PY_SPACE + ']+$', 'g');
 var INT_STRIP_RE = new RegExp('^[' + INT_SPACE + ']+|[' + INT_SPACE + ']+$', 'g');
 var PY_SPLIT_RE = new RegExp('[' + PY_SPACE + ']+');
 var PY_INT_RE = /^[+-]?(?:0[xX](?:_?[0-9a-fA-F])+|0[oO](?:_?[0-7])+|0[bB](?:_?[01])+|[1-9](?:_?[0-9])*|0(?:_?0)*)$/;
-var PORT_RANGE_RE = new RegExp('^[' + PY_SPACE + ']*([0-9]+)[' + PY_SPACE + ']*[-:][' + PY_SPACE + ']*([0-9]+)[' + PY_SPACE + ']*$');
-var NAME_RE = /^[A-Za-z0-9_.-]{1,15}\n?$/;   /* Python's `$` also matches before a final newline */
+/* config.py reads a port range with C's blanks and digits (charset.py), as bmx7 and libuci read. */
+var PORT_RANGE_RE = /^[\t\n\v\f\r ]*([0-9]+)[\t\n\v\f\r ]*[-:][\t\n\v\f\r ]*([0-9]+)[\t\n\v\f\r ]*$/;
+var NAME_RE = /^[A-Za-z0-9_.-]{1,15}$/;
 
 /* Python's int(text, 0): null when Python raises ValueError. */
 function pyInt(text) {
