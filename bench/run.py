@@ -429,7 +429,46 @@ def main() -> int:
         print(f"\n32-bit RSS not measured: {no_py32}")
     print("\ntargets: no-op 0 writes; one change 1 write; cold and one-change ratio <= 2; "
           "event->peer p95 <= 50 ms; RSS <= 20 MB")
+    main_label = describe_python(sys.executable) + ", this machine's"
+    for line in verdict(rows, main_label, [label for label, _, _ in others]):
+        print(line)
     return 0
+
+
+RSS_TARGET_MB = 20.0
+
+
+def verdict(rows, main_label: str, other_labels) -> list[str]:
+    """Each target met or missed, over every size; RSS per python3, peaks and live sessions
+    included (what a router must hold at its worst, not only when idle)."""
+    def judged(name, values, ok, shown):
+        worst = [(n, v) for n, v in values if not ok(v)]
+        return (f"  {name}: " + (f"met at every size ({shown})" if not worst else
+                "MISSED at " + ", ".join(f"N={n} ({v})" for n, v in worst)))
+    core = [(n, c) for n, _, _, c, _ in rows]
+    lines = ["verdict:",
+             judged("no-op 0 writes", [(n, c["noop_writes"]) for n, c in core], lambda v: v == 0, "0"),
+             judged("one change 1 write", [(n, c["one_writes"]) for n, c in core], lambda v: v == 1, "1"),
+             judged("cold ratio <= 2", [(n, round(c["cold"] / rc, 2)) for n, rc, _, c, _ in rows],
+                    lambda v: v <= 2, f"largest {max(c['cold'] / rc for _, rc, _, c, _ in rows):.2f}"),
+             judged("one-change ratio <= 2", [(n, round(c["one"] / ro, 2)) for n, _, ro, c, _ in rows],
+                    lambda v: v <= 2, f"largest {max(c['one'] / ro for _, _, ro, c, _ in rows):.2f}"),
+             judged("event->peer p95 <= 50 ms", [(n, f"{lat['p95'] * 1000:.1f} ms") for n, *_, lat in rows],
+                    lambda v: float(v.split()[0]) <= 50,
+                    f"largest {max(lat['p95'] for *_, lat in rows) * 1000:.1f} ms")]
+    runs = [(main_label, None, "live"), ("32-bit python3", "rss32", "live32"),
+            *((label, label, label + " with live sessions") for label in other_labels)]
+    for label, idle_key, live_key in runs:
+        worst = []
+        for n, *_, lat in rows:
+            runs_n = [lat if key is None else lat.get(key) for key in (idle_key, live_key)]
+            if any(run is not None for run in runs_n):
+                worst.append((n, max(max(run["rss_mb"], run["peak_mb"]) for run in runs_n if run is not None)))
+        if worst:
+            lines.append(judged(f"RSS <= {RSS_TARGET_MB:.0f} MB, {label}", [(n, f"{v:.1f} MB") for n, v in worst],
+                                lambda v: float(v.split()[0]) <= RSS_TARGET_MB,
+                                f"largest {max(v for _, v in worst):.1f} MB"))
+    return lines
 
 
 if __name__ == "__main__":
