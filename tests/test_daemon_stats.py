@@ -3,8 +3,6 @@ shutdown, and how peers added and removed are reported."""
 
 from __future__ import annotations
 
-import os
-import time
 import types
 
 from bmx7wg import daemon, spawn, state, wg
@@ -44,15 +42,32 @@ def test_a_dump_that_never_answers_is_overdue_and_killed(monkeypatch):
     assert child.stdout_fd is child.stderr_fd is None
 
 
-def test_shutdown_writes_the_state_file_without_waiting_for_a_stuck_writer(tmp_path):
+def test_shutdown_writes_the_whole_state_file_in_place_of_one_half_written(tmp_path):
     helper = daemon.Helper("wgx", None, None, str(tmp_path))
-    helper.snapshot = lambda: {"interface": "wgx", "final": True}
-    helper.writer = os.posix_spawnp("sleep", ["sleep", "60"], dict(os.environ))
-    began = time.monotonic()
-    helper.write_state(time.time(), force=True)
-    assert time.monotonic() - began < 5
+    items = [{"node_id": f"{i:056X}"} for i in range(500)]
+    helper.state_writer = lambda: state.Writer(str(tmp_path), "wgx", {"interface": "wgx"}, {"peers": (items, None)})
+    helper.state_dirty, helper.next_state_write = True, 0.0
+    helper.write_state(1.0)
+    half = helper.writer
+    assert half is not None and state.read(str(tmp_path), "wgx") is None      # one slice written so far
+    helper.state_dirty = True
+    helper.write_state(2.0, force=True)
     assert helper.writer is None
-    assert state.read(str(tmp_path), "wgx") == {"interface": "wgx", "final": True}
+    assert state.read(str(tmp_path), "wgx") == {"interface": "wgx", "peers": items}
+
+
+def test_a_state_file_that_fails_is_logged_and_tried_again(tmp_path, logged):
+    helper = daemon.Helper("wgx", None, None, str(tmp_path))
+
+    def broken(p):
+        raise OSError(28, "No space left on device")
+
+    helper.state_writer = lambda: state.Writer(str(tmp_path), "wgx", {}, {"peers": ([{"a": 1}], broken)})
+    helper.state_dirty, helper.next_state_write = True, 0.0
+    helper.write_state(1.0)
+    assert helper.writer is None and helper.state_dirty is True
+    assert logged.times("wgx: state file: [Errno 28] No space left on device") == 1
+    assert state.read(str(tmp_path), "wgx") is None
 
 
 def test_a_removed_peer_no_state_file_named_is_logged_by_key_without_an_event(tmp_path, logged):

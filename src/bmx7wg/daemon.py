@@ -27,7 +27,6 @@ from .log import log
 TICK = 1.0
 STATS_EVERY = 5.0
 STATS_TIMEOUT = 30.0          # a `wg show dump` still running after this is given up
-FORK_STATE_ABOVE = 200        # peers: a bigger state file is written by a forked child
 TRIM_AFTER = 100              # peers added/removed in one step: worth handing freed heap back
 REGISTER_GRACE = 3.0          # own sms copy may lag the publish by ~0.1 s; allow for slow bmx7
 # The signals caught, by the names handle_signals() acts on. From _signal, not signal.py:
@@ -68,7 +67,7 @@ class Helper:
         self.next_state_write = 0.0
         self.state_dirty = True
         self.pid = os.getpid()            # the state file's pid, also when a child writes it
-        self.writer: int | None = None    # pid of the child writing the state file
+        self.writer: state.Writer | None = None   # the state file being written
         self.stats: _StatsRead | None = None
         self.sel: Poller | None = None
         self.ubus = None
@@ -287,16 +286,16 @@ class Helper:
                                                  "name": orig.name if orig else "", "action": action})
 
     # ---- state ------------------------------------------------------------------------------
-    def snapshot(self) -> dict:
-        from .status import build
-        return build(self)
+    def state_writer(self) -> state.Writer:
+        """The state file as of now, to be written a slice at a time (write_more)."""
+        from . import status
+        return state.Writer(self.rundir, self.iface, status.head(self), status.tails(self))
 
     def write_state(self, now: float, force: bool = False) -> None:
-        """Refresh counters from WireGuard and write the state file, neither in the way of
-        events: the dump is read as it comes, and on big meshes the file is written by a
-        forked child (state.write_in_child). The child shares the helper's pages copy-on-
-        write and copies those it touches for its ~100 ms, so small meshes, where the file
-        takes a few ms, write it here. `force` (shutdown) writes here and now."""
+        """Refresh counters from WireGuard and start writing the state file, neither in the
+        way of events: the dump is read as it comes, and the file is written a slice of
+        peers at a time between events (write_more). `force` (shutdown) writes it all here
+        and now, in place of one still being written."""
         if self.stats is not None and self.stats.overdue():
             log.warning("%s: wg show %s dump: no answer in %d s, stopped", self.iface, self.cfg.ifname,
                         STATS_TIMEOUT)
@@ -307,23 +306,33 @@ class Helper:
             self.last_stats = now
             self.start_stats()
         if self.writer is not None:
-            done = state.reaped(self.writer)
-            if done is None and not force:
-                return                      # one writer at a time: the file only moves forward
-            if done is None:            # shutdown: the file written below supersedes the child's
-                os.kill(self.writer, _signal.SIGKILL)
-                os.waitpid(self.writer, 0)
-            elif not done:
-                self.state_dirty = True
+            if not force:
+                return                      # one file at a time: it only moves forward
+            self.writer.abandon()
             self.writer = None
         if not self.state_dirty or not (force or now >= self.next_state_write):
             return
         self.state_dirty = False
         self.next_state_write = now + TICK
-        if force or len(self.rec.table.raws) <= FORK_STATE_ABOVE:
-            state.write(self.rundir, self.iface, self.snapshot())    # a few ms: not worth a fork
+        self.writer = self.state_writer()
+        if force:
+            self.writer.finish()
+            self.writer = None
         else:
-            self.writer = state.write_in_child(self.rundir, self.iface, self.snapshot)
+            self.write_more()
+
+    def write_more(self) -> None:
+        """The state file's next slice. A failure is logged and the file tried again on the
+        next tick: the tunnels do not depend on it."""
+        try:
+            done = self.writer.step()
+        except Exception as exc:  # noqa: BLE001 - a status bug or a full disk must not stop the helper
+            log.error("%s: state file: %s", self.iface, exc)
+            done, self.state_dirty = True, True
+        if done:
+            if self.writer.items >= TRIM_AFTER:
+                heap.trim()       # the slices' dicts and text, freed between long-lived objects
+            self.writer = None
 
     def start_stats(self) -> None:
         try:
@@ -435,7 +444,8 @@ class Helper:
                     self.reconcile(now)
                     self.write_state(now)
                     next_tick = now + min(TICK, watcher.poll_interval or TICK)
-                timeout = max(0.0, next_tick - self.mono())
+                # a state file being written: only look for events between its slices
+                timeout = 0.0 if self.writer is not None else max(0.0, next_tick - self.mono())
                 if self.ubus is not None:
                     timeout = min(timeout, 0.2)
                 for name in sel.ready(timeout):
@@ -453,6 +463,8 @@ class Helper:
                     next_tick = 0.0
                 if self.ubus is not None:
                     self.ubus.poll(0)
+                if self.writer is not None and not self.stopping:
+                    self.write_more()
         finally:
             _signal.set_wakeup_fd(old_fd)
             watcher.close()

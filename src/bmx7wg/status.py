@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from . import address, history
 
 
@@ -61,14 +63,11 @@ def _peer(helper, mono: float, node_id: str) -> dict:
     }
 
 
-def build(helper) -> dict:
+def head(helper) -> dict:
+    """The state file's small members (its lists: tails())."""
     now, mono = helper.clock(), helper.mono()
     cfg = helper.cfg
     rec = helper.rec
-    if rec.awaited:      # after a restart, until bmx7 has the previous run's nodes again
-        peers = helper.previous_peers
-    else:
-        peers = [_peer(helper, mono, nid) for nid in sorted(rec.table.raws)]
     return {
         "interface": helper.iface,
         "ifname": cfg.ifname,
@@ -84,10 +83,20 @@ def build(helper) -> dict:
         "announce": [str(n) for n in cfg.announce],
         "bmx7": {"dir": cfg.bmx7_dir, "running": helper.bmx7_running, "sms_name": cfg.sms_name,
                  "published": helper.published is not None and not helper.stopping},
-        "owned": sorted(rec.owned),
         "history": history.dump(rec.selection, now - mono),
-        "routes": [list(route) for route in sorted(rec.routes, key=str)],
         "wg_writes": helper.backend.writes,
         "clock_behind_until": helper.clock_behind_until,
-        "peers": peers,
     }
+
+
+def tails(helper) -> dict[str, tuple[list, Callable | None]]:
+    """The state file's long lists, to be made an item at a time (state.Writer): the items
+    and what makes each one's object (None: the item is its own object). A node that leaves
+    the table before its turn is left out."""
+    rec = helper.rec
+    lists = {"owned": (sorted(rec.owned), None), "routes": (sorted(rec.routes, key=str), None)}
+    if rec.awaited:      # after a restart, until bmx7 has the previous run's nodes again
+        return {**lists, "peers": (helper.previous_peers, None)}
+    mono = helper.mono()
+    return {**lists, "peers": (sorted(rec.table.raws), lambda node_id: _peer(helper, mono, node_id)
+                               if node_id in rec.table.raws else None)}
