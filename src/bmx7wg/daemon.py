@@ -66,7 +66,7 @@ class Helper:
         self.stats_every = STATS_EVERY
         self.next_state_write = 0.0
         self.state_dirty = True
-        self.pid = os.getpid()            # the state file's pid, also when a child writes it
+        self.pid = os.getpid()            # the state file's pid
         self.writer: state.Writer | None = None   # the state file being written
         self.stats: _StatsRead | None = None
         self.sel: Poller | None = None
