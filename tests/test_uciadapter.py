@@ -1,8 +1,11 @@
 """The UciStore contract on both backends: our uci.py on real files, and the euci branch
 driven through a fake `uci`/`euci` pair that behaves like pyuci 0.10.3 (built on uci.py)."""
 
+import os
+import subprocess
 import sys
 import types
+from pathlib import Path
 
 import pytest
 from conftest import SHARED
@@ -12,6 +15,7 @@ from bmx7wg import uciadapter
 from bmx7wg.uciadapter import UciError, open_uci
 
 FIXTURES = SHARED / "uci"
+SRC = Path(__file__).resolve().parents[1] / "src"
 CONFIG = "bmx7wgtest"       # a name no real /tmp/.uci holds
 
 
@@ -342,3 +346,27 @@ def test_config_name_cannot_leave_confdir(backend, dirs):
 def test_module_exports_one_error_class():
     assert uciadapter.UciError is ouruci.UciError
     assert issubclass(ouruci.UciParseError, UciError)
+
+
+def test_a_router_reading_through_euci_never_loads_our_uci_reader(tmp_path):
+    """uci.py (0.1 MB) is for hosts without libuci: with euci importable, neither the daemon
+    nor a store that reads and writes loads it."""
+    fake = tmp_path / "site"
+    fake.mkdir()
+    (fake / "uci.py").write_text("class UciException(Exception): pass\n"
+                                 "class UciExceptionNotFound(UciException): pass\n")
+    (fake / "euci.py").write_text(
+        "class EUci:\n"
+        "    def __init__(self, confdir, savedir): self.data = {'network': {'wg': {'.type': 'interface', 'proto': 'bmx7wg'}}}\n"
+        "    def get(self, config, *path):\n"
+        "        return self.data[config] if not path else self.get_all(config, *path)\n"
+        "    def get_all(self, config, *path):\n"
+        "        value = self.data[config]\n"
+        "        for key in path: value = value[key]\n"
+        "        return value\n")
+    code = ("import sys\nfrom bmx7wg import daemon, uciadapter\n"
+            "store = uciadapter.open_uci('/etc/config', '/tmp/.uci')\n"
+            "print(store.backend, store.get('network', 'wg', 'proto'), 'bmx7wg.uci' in sys.modules)\n")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(fake), str(SRC)]))
+    out = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True, timeout=60, env=env)
+    assert out.stdout.split() == ["euci", "bmx7wg", "False"], out.stderr

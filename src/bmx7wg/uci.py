@@ -29,88 +29,16 @@ from collections import namedtuple
 from .charset import BLANKS, leading_int
 from .fsutil import unlink_quietly
 from .record import record, field
-
-DEFAULT_CONFDIR = "/etc/config"
-DEFAULT_SAVEDIR = "/tmp/.uci"
+from .ucinames import decode as _decode, encode as _encode, valid_bytes
+# names callers find here as uci.X, as before ucinames.py held them
+from .ucinames import (DEFAULT_CONFDIR, DEFAULT_SAVEDIR, UciError, UciNotFoundError,  # noqa: F401
+                       UciParseError, valid_config_name, valid_name, valid_text, valid_type)
 
 _LINEBUF = 32                       # libuci's initial line buffer size
 _SPACE = frozenset(b" \t\n\r\x0b\x0c")   # C isspace() in the C locale
 _TOKEN_DELIM = (0x20, 0x09)         # strtok(" \t") for command words
-_ENC = "utf-8"
-_ERRORS = "surrogateescape"
 
 Value = str | list[str]
-
-
-class UciError(Exception):
-    """A libuci error (message as libuci names it, e.g. 'Entry not found')."""
-
-
-class UciNotFoundError(UciError):
-    pass
-
-
-class UciParseError(UciError):
-    """Parse error; str() is exactly libuci's `Parse error (<reason>) at line L, byte B`."""
-
-    def __init__(self, reason: str, line: int, byte: int):
-        super().__init__(f"Parse error ({reason}) at line {line}, byte {byte}")
-        self.reason = reason
-        self.line = line
-        self.byte = byte
-
-
-# ---------------------------------------------------------------------------
-# validation (util.c)
-
-def _validate_str(data: bytes | None, name: bool, package: bool) -> bool:
-    if not data:
-        return False
-    for c in data:
-        if c < 128 and (chr(c).isalnum() or c == 0x5F):
-            continue
-        if c == 0x2D and package:
-            continue
-        if name or c < 33 or c > 126:
-            return False
-    return True
-
-
-def valid_name(text: str) -> bool:
-    """Section and option names: [A-Za-z0-9_]+."""
-    return _validate_str(_bytes_or_none(text), True, False)
-
-
-def valid_type(text: str) -> bool:
-    """Section types: printable ASCII without space."""
-    return _validate_str(_bytes_or_none(text), False, False)
-
-
-def valid_config_name(text: str) -> bool:
-    """Config (file) names as libuci accepts them, minus path separators."""
-    return _validate_str(_bytes_or_none(text), False, True) and "/" not in text and text[0] != "."
-
-
-def valid_text(text: str) -> bool:
-    """Values: no control characters except TAB, LF, CR (libuci's uci_validate_text),
-    and representable as file bytes."""
-    return _bytes_or_none(text) is not None and not any(
-        ord(c) < 32 and c not in "\t\n\r" for c in text)
-
-
-def _encode(text: str) -> bytes:
-    return text.encode(_ENC, _ERRORS)
-
-
-def _bytes_or_none(text: str) -> bytes | None:
-    try:
-        return _encode(text)
-    except UnicodeEncodeError:     # a surrogate that does not stand for a file byte
-        return None
-
-
-def _decode(data: bytes) -> str:
-    return data.decode(_ENC, _ERRORS)
 
 
 # ---------------------------------------------------------------------------
@@ -522,7 +450,7 @@ class _Reader:
             if required:
                 self.error("insufficient arguments")
             return val
-        if name and not _validate_str(self.cstr(val), True, package):
+        if name and not valid_bytes(self.cstr(val), True, package):
             self.error("invalid character in name field")
         return val
 
@@ -594,7 +522,7 @@ class _ConfigParser(_Reader):
     def _parse_config(self) -> None:
         self._skip_command("config without name")
         ofs_type = self.next_arg(True, False, False)
-        if not _validate_str(self.cstr(ofs_type), False, False):
+        if not valid_bytes(self.cstr(ofs_type), False, False):
             self.error("invalid character in type field")
         ofs_name = self.next_arg(False, True, False)
         self._assert_eol()

@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import os
 
-from . import uci
-from .uci import UciError
+from . import ucinames
+from .ucinames import UciError
 
 __all__ = ["UciError", "UciStore", "open_uci"]
 
@@ -27,20 +27,21 @@ Value = str | list[str]
 
 
 def open_uci(confdir: str | None = None, savedir: str | None = None) -> "UciStore":
-    confdir = confdir or uci.DEFAULT_CONFDIR
-    savedir = savedir or uci.DEFAULT_SAVEDIR
+    confdir = confdir or ucinames.DEFAULT_CONFDIR
+    savedir = savedir or ucinames.DEFAULT_SAVEDIR
     try:
         import euci
         import uci as pyuci
     except ImportError:
-        return _FileStore(confdir, savedir)
+        from .ucifile import FileStore     # uci.py, only where there is no libuci
+        return FileStore(confdir, savedir)
     return _EuciStore(euci, pyuci, confdir, savedir)
 
 
-def _to_text(value) -> Value:
+def to_text(value) -> Value:
     """Values a caller may pass to set(): str, int, bool (as '1'/'0') or a list of them."""
     if isinstance(value, (list, tuple)):
-        return [_to_text(v) for v in value]
+        return [to_text(v) for v in value]
     if isinstance(value, bool):
         return "1" if value else "0"
     return str(value)
@@ -56,7 +57,7 @@ class UciStore:
         self.savedir = savedir
 
     def path(self, config: str) -> str:
-        if not config or not uci.valid_config_name(config):
+        if not config or not ucinames.valid_config_name(config):
             raise UciError(f"{os.path.join(self.confdir, str(config))}: invalid config name")
         return os.path.join(self.confdir, config)
 
@@ -94,12 +95,12 @@ class UciStore:
         items = [value] if isinstance(value, str) else value
         if option is None:
             stype = value if isinstance(value, str) else ""
-            if not uci.valid_name(section) or not uci.valid_type(stype):
+            if not ucinames.valid_name(section) or not ucinames.valid_type(stype):
                 raise self._error(config, f"invalid section {section!r} of type {value!r}")
-        elif not uci.valid_name(option):
+        elif not ucinames.valid_name(option):
             raise self._error(config, f"invalid option name {option!r}")
         for item in items:
-            if "\0" in item or not uci.valid_text(item):
+            if "\0" in item or not ucinames.valid_text(item):
                 raise self._error(config, f"{section}.{option}: control character in value")
 
     def _verify_committed(self, config: str) -> None:
@@ -115,115 +116,6 @@ class UciStore:
             except UnicodeEncodeError:
                 raise self._error(config, f"{where} is not valid UTF-8") from None
         return value
-
-
-# ---------------------------------------------------------------------------
-# our own reader/writer
-
-
-class _FileStore(UciStore):
-    backend = "uci.py"
-
-    def __init__(self, confdir: str, savedir: str):
-        super().__init__(confdir, savedir)
-        self._files = uci.ConfigFiles(confdir, savedir)
-        self._loaded: dict[str, uci.Package] = {}
-
-    def _package(self, config: str) -> uci.Package:
-        pkg = self._loaded.get(config)
-        if pkg is None:
-            self.path(config)
-            try:
-                pkg = self._loaded[config] = self._files.load(config)
-            except uci.UciNotFoundError:
-                raise self._error(config, "config file not found") from None
-            except UciError as exc:
-                raise self._error(config, str(exc)) from None
-        return pkg
-
-    def _section(self, config: str, section: str) -> uci.Section | None:
-        pkg = self._package(config)
-        try:
-            return pkg.find(section)
-        except UciError as exc:
-            raise self._error(config, str(exc)) from None
-
-    def _value(self, config: str, s: uci.Section, option: str) -> Value:
-        value = s.options[option]
-        copy = value if isinstance(value, str) else list(value)   # callers cannot alter ours
-        return self._check_utf8(config, f"{s.name}.{option}", copy)
-
-    def _options(self, config: str, s: uci.Section) -> dict[str, Value]:
-        return {name: self._value(config, s, name) for name in s.options}
-
-    def get(self, config, section, option, default=None):
-        s = self._section(config, section)
-        if s is None or option not in s.options:
-            return default
-        return self._value(config, s, option)
-
-    def get_all(self, config, section):
-        s = self._section(config, section)
-        return {} if s is None else self._options(config, s)
-
-    def section_type(self, config, section):
-        s = self._section(config, section)
-        return None if s is None else s.type
-
-    def sections(self, config, stype=None):
-        return [(s.name, s.type, self._options(config, s))
-                for s in self._package(config).sections if stype is None or s.type == stype]
-
-    def _write(self, config: str, change) -> None:
-        pkg = self._package(config)
-        try:
-            change(pkg)
-            self._files.save(pkg)
-        except UciError as exc:
-            raise self._error(config, str(exc)) from None
-
-    def set(self, config, section, option, value):
-        value = _to_text(value)
-        self._check_write(config, section, option, value)
-        if isinstance(value, str):
-            self._write(config, lambda p: p.set(section, option, value))
-            return
-
-        def set_list(pkg: uci.Package) -> None:
-            # as pyuci: drop the old option, then add each item (the list moves to the end)
-            s = pkg.find(section)
-            if s is None or option is None:
-                raise UciError(f"Invalid argument: no section {section!r} for a list")
-            if option in s.options:
-                pkg.delete(section, option)
-            for item in value:
-                pkg.add_list(section, option, item)
-
-        self._write(config, set_list)
-
-    def delete(self, config, section, option=None):
-        def delete_if_present(pkg: uci.Package) -> None:
-            s = pkg.find(section)
-            if s is not None and (option is None or option in s.options):
-                pkg.delete(section, option)
-
-        self._write(config, delete_if_present)
-
-    def add(self, config, stype):
-        if not uci.valid_type(stype):
-            raise self._error(config, f"invalid section type {stype!r}")
-        names = []
-        self._write(config, lambda p: names.append(p.add(stype)))
-        return names[0]
-
-    def commit(self, config):
-        pkg = self._package(config)
-        try:
-            self._loaded[config] = self._files.commit(pkg)
-        except UciError as exc:
-            self._loaded.pop(config, None)
-            raise self._error(config, str(exc)) from None
-        self._verify_committed(config)
 
 
 # ---------------------------------------------------------------------------
@@ -251,6 +143,7 @@ class _EuciStore(UciStore):
             return self._error(config, "a value is not valid UTF-8")
         if not os.path.isfile(path):
             return self._error(config, "config file not found")
+        from . import uci          # to explain an error only: a router reading through euci need not load it
         try:
             with open(path, "rb") as f:
                 uci.parse(f.read(), config)
@@ -325,7 +218,7 @@ class _EuciStore(UciStore):
             raise self._error(config, f"cannot {what}: {type(exc).__name__} {exc}".strip()) from None
 
     def set(self, config, section, option, value):
-        value = _to_text(value)
+        value = to_text(value)
         self._check_write(config, section, option, value)
         if isinstance(value, list):
             value = tuple(value)
@@ -337,7 +230,7 @@ class _EuciStore(UciStore):
         self._write(config, f"delete {section}.{option}", "delete", *args)
 
     def add(self, config, stype):
-        if not uci.valid_type(stype):
+        if not ucinames.valid_type(stype):
             raise self._error(config, f"invalid section type {stype!r}")
         # pyuci's add loads the config itself (uci_load fails with "Duplicate entry" if
         # this context already holds it), adds, saves to savedir and unloads: run it in
