@@ -56,9 +56,9 @@ def loads(text: str | bytes) -> object:
             text = text.decode()
         except UnicodeDecodeError as exc:
             raise JsonError(f"not UTF-8 at byte {exc.start}") from None
-    lent = "json" not in sys.modules and "json.decoder" not in sys.modules
-    if lent:
-        sys.modules.update(_STAND_INS)
+    lent = [name for name in _STAND_INS if name not in sys.modules]
+    for name in lent:
+        sys.modules[name] = _STAND_INS[name]
     try:
         value, end = _scan(text, len(text) - len(text.lstrip(_BLANKS)))
     except StopIteration as exc:
@@ -66,8 +66,8 @@ def loads(text: str | bytes) -> object:
     except ValueError as exc:            # the stand-in's error, or json's own when json is loaded
         raise JsonError(str(exc)) from None
     finally:
-        if lent:
-            del sys.modules["json"], sys.modules["json.decoder"]
+        for name in lent:
+            del sys.modules[name]
     if text[end:].strip(_BLANKS):
         raise JsonError(f"extra data at char {end}")
     return value
