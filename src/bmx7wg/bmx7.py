@@ -242,7 +242,7 @@ class Bmx7:
                 continue
             try:
                 return jsontext.loads(raw)
-            except jsontext.JsonError:                            # torn write (or 0 bytes): retry
+            except jsontext.JsonError:            # torn write (or 0 bytes): retry
                 continue
         return _UNREADABLE
 

@@ -12,6 +12,7 @@ from . import charset
 from .charset import made_of
 from .record import record, field
 
+from .bmx7 import valid_sms_name
 from .model import IPNetwork
 
 DEFAULT_PORT_RANGE = (51820, 52819)
@@ -24,7 +25,7 @@ class ConfigError(ValueError):
 
 
 def valid_ifname(name: object) -> bool:
-    """1-15 characters of A-Z a-z 0-9 _ . - (the kernel's IFNAMSIZ; bmx7's sms names too)."""
+    """1-15 characters of A-Z a-z 0-9 _ . - (the kernel's IFNAMSIZ)."""
     return made_of(name, charset.NAME, 1, 15)
 
 
@@ -174,7 +175,7 @@ def parse(iface: str, options: dict, rules: tuple = ()) -> IfaceConfig:
         raise _fail("bmx7_dir", bmx7_dir, "must be an absolute path")
     kw["bmx7_dir"] = bmx7_dir.rstrip("/") or "/"
     sms_name = str(get("sms_name", "wgtun"))
-    if not valid_ifname(sms_name) or sms_name.startswith(".") or sms_name.endswith("."):
+    if not valid_sms_name(sms_name):
         raise _fail("sms_name", sms_name, "1-15 chars of A-Z a-z 0-9 _ . -, no leading/trailing '.'")
     kw["sms_name"] = sms_name
     if get("hold_down") is not None:

@@ -1,6 +1,6 @@
 """JSON read and written through `_json`, the C module under the json package, alone.
 
-The json package imports re, and re imports enum: with them, 1 MB of a 64-bit helper's
+The json package imports re, and re imports enum: with them, 0.6 MB of a 64-bit helper's
 memory, for what `_json` does by itself. This is the little json.loads and json.dumps add
 around it: blanks and trailing data checked, one error type, compact output.
 

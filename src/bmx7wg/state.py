@@ -35,48 +35,26 @@ class Writer:
         os.makedirs(rundir, mode=0o755, exist_ok=True)
         self.target = path(rundir, iface)
         self.tmp = f"{self.target}.tmp"
-        self._tails = list((tails or {}).items())
-        self.items = sum(len(items) for _, (items, _) in self._tails)
-        self._tail, self._next, self._written = -1, 0, 0
+        self.items = sum(len(items) for items, _ in (tails or {}).values())
+        self._texts = _texts(head, tails or {})
         self._fh = open(self.tmp, "w")
-        self._fh.write(jsontext.dumps(head, sort_keys=True)[:-1])
-        self._comma = "," if head else ""
 
     def step(self) -> bool:
         """Encode the next SLICE list items; True once the file is in place. On an error
         the temp file is removed and the previous file stays."""
         try:
-            budget = self.SLICE
-            while budget > 0:
-                if self._tail < 0 or self._next >= len(self._tails[self._tail][1][0]):
-                    if self._tail >= 0:
-                        self._fh.write("]")
-                    self._tail, self._next, self._written = self._tail + 1, 0, 0
-                    if self._tail == len(self._tails):
-                        return self._close()
-                    self._fh.write(f"{self._comma}{jsontext.dumps(self._tails[self._tail][0])}:[")
-                    self._comma = ","
-                    continue
-                items, entry = self._tails[self._tail][1]
-                end = min(self._next + budget, len(items))
-                for item in items[self._next:end]:
-                    obj = item if entry is None else entry(item)
-                    if obj is not None:
-                        self._fh.write(("," if self._written else "") + jsontext.dumps(obj, sort_keys=True))
-                        self._written += 1
-                budget -= end - self._next
-                self._next = end
+            for _ in range(self.SLICE):
+                text = next(self._texts, None)
+                if text is None:
+                    self._fh.close()
+                    os.chmod(self.tmp, 0o644)
+                    os.replace(self.tmp, self.target)
+                    return True
+                self._fh.write(text)
             return False
         except BaseException:
             self.abandon()
             raise
-
-    def _close(self) -> bool:
-        self._fh.write("}")
-        self._fh.close()
-        os.chmod(self.tmp, 0o644)
-        os.replace(self.tmp, self.target)
-        return True
 
     def finish(self) -> None:
         while not self.step():
@@ -86,6 +64,24 @@ class Writer:
         """Stop here: no file written, the previous one stays."""
         self._fh.close()
         unlink_quietly(self.tmp)
+
+
+def _texts(head: dict, tails: dict):
+    """The file's text: one piece per list item (with what comes before it), then the end."""
+    pending = jsontext.dumps(head, sort_keys=True)[:-1]
+    sep = "," if head else ""
+    for name, (items, entry) in tails.items():
+        pending += f"{sep}{jsontext.dumps(name)}:["
+        sep, comma = ",", ""
+        for item in items:
+            obj = item if entry is None else entry(item)
+            if obj is not None:
+                pending += comma + jsontext.dumps(obj, sort_keys=True)
+                comma = ","
+            yield pending
+            pending = ""
+        pending += "]"
+    yield pending + "}"
 
 
 def write(rundir: str, iface: str, state: dict) -> None:
