@@ -97,3 +97,19 @@ def test_peers_gone_from_a_dump_or_their_handshake_are_forgotten_and_aged_anew_w
     assert not sessions.any_live()
     sessions.observe({KEY: p})
     assert sessions.live(p)
+
+
+def test_handshakes_first_shown_by_one_dump_share_one_offset_and_keep_their_own_stale_times():
+    """A float per session is 0.12 MB at 5,000: one dump's new handshakes share theirs."""
+    clocks = Clocks()
+    sessions = Sessions(clocks.wall, clocks.mono)
+    keys = [f"{i:043d}=" for i in range(4)]
+    ages = [10, 100, 400, -30]                  # two recent, one long stale, one stamped ahead
+    peers = {k: PeerState(public_key=k, endpoint=None, allowed_ips=(), latest_handshake=int(clocks.wall_now - a),
+                          rx=1, tx=1) for k, a in zip(keys, ages)}
+    sessions.observe(peers)
+    assert sessions._offset[keys[0]] is sessions._offset[keys[1]]
+    stale = [sessions.stale_at(peers[k]) for k in keys]
+    assert stale == [clocks.mono_now + STALE_HANDSHAKE - 10, clocks.mono_now + STALE_HANDSHAKE - 100,
+                     clocks.mono_now, clocks.mono_now + STALE_HANDSHAKE]
+    assert [sessions.live(peers[k]) for k in keys] == [True, True, False, True]
