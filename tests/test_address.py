@@ -42,6 +42,7 @@ def test_primary_ip_and_short_id_match_real_bmx7(node_id, short, ip):
     assert short_id(node_id) == short
     assert str(primary_ip(node_id)) == ip
     assert str(primary_ip(node_id, "fd70::/16")) == ip
+    assert address.primary_ip_text(node_id) == ip             # what model.Originator derives
 
 
 def test_primary_ip_is_prefix_then_first_28_hex_digits():

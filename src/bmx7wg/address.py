@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 
+from . import cidr
 from .charset import HEX_UPPER, made_of
 
 NODE_ID_HEX = 56                       # SHA-224 of the node's RSA key, uppercase hex
@@ -18,6 +19,7 @@ SHORT_ID_HEX = 8
 PRIMARY_PREFIX = "fd70::/16"
 AUTO_PREFIX = "fd77::/16"
 MIN_PREFIXLEN, MAX_PREFIXLEN = 8, 64   # host part: 64..120 bits, all from the nodeId
+_PRIMARY_NET = 0xFD70 << 112            # PRIMARY_PREFIX as an int
 
 class AddressError(ValueError):
     """A bad nodeId or prefix; the message is one line naming the value."""
@@ -61,6 +63,12 @@ def primary_ip(node_id: str, prefix: str | ipaddress.IPv6Network = PRIMARY_PREFI
                ) -> ipaddress.IPv6Address:
     """bmx7's primaryIp of a node (str() gives bmx7's spelling)."""
     return derive(node_id, prefix)
+
+
+def primary_ip_text(node_id: str) -> str:
+    """str(primary_ip(node_id)) under bmx7's default fd70::/16, without ipaddress objects
+    (model.Originator works it out whenever asked)."""
+    return cidr.ip_text(6, _PRIMARY_NET | int(node_id, 16) >> (NODE_ID_HEX * 4 - 112))
 
 
 def auto_address(node_id: str, prefix: str | ipaddress.IPv6Network = AUTO_PREFIX
