@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from bmx7wg import address
+from bmx7wg import address, cidr
 from bmx7wg.model import Originator
 from bmx7wg.record import FrozenInstanceError
 
@@ -47,3 +47,9 @@ def test_an_originator_is_frozen_and_a_bad_node_id_keeps_its_ip():
         orig.name = "y"
     with pytest.raises(FrozenInstanceError):
         del orig.dev
+
+
+@pytest.mark.parametrize("ip", [None, "10.200.0.7", "fd71::1", "", "not an address"])
+def test_the_primary_ip_key_is_the_address_key_of_the_primary_ip(ip):
+    orig = Originator(NODE, "n1", str(address.primary_ip(NODE)) if ip is None else ip)
+    assert orig.primary_ip_key() == cidr.address_key(orig.primary_ip)

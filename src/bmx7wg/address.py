@@ -65,10 +65,15 @@ def primary_ip(node_id: str, prefix: str | ipaddress.IPv6Network = PRIMARY_PREFI
     return derive(node_id, prefix)
 
 
+def primary_ip_value(node_id: str) -> int:
+    """primary_ip(node_id) under bmx7's default fd70::/16 as an int (cidr.address_key's)."""
+    return _PRIMARY_NET | int(node_id, 16) >> (NODE_ID_HEX * 4 - 112)
+
+
 def primary_ip_text(node_id: str) -> str:
     """str(primary_ip(node_id)) under bmx7's default fd70::/16, without ipaddress objects
     (model.Originator works it out whenever asked)."""
-    return cidr.ip_text(6, _PRIMARY_NET | int(node_id, 16) >> (NODE_ID_HEX * 4 - 112))
+    return cidr.ip_text(6, primary_ip_value(node_id))
 
 
 def auto_address(node_id: str, prefix: str | ipaddress.IPv6Network = AUTO_PREFIX

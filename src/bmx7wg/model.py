@@ -5,7 +5,7 @@ slots: the helper holds several of these per node, thousands of nodes on a big m
 from __future__ import annotations
 
 import ipaddress
-from . import address
+from . import address, cidr
 from .record import FrozenInstanceError, record, field
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -63,6 +63,11 @@ class Originator:
     def primary_ip(self) -> str:
         ip = self._primary_ip
         return address.primary_ip_text(self.node_id) if ip is None else ip
+
+    def primary_ip_key(self) -> int | None:
+        """cidr.address_key(self.primary_ip), without the text when it is the derived one."""
+        ip = self._primary_ip
+        return address.primary_ip_value(self.node_id) if ip is None else cidr.address_key(ip)
 
     @property
     def reachable(self) -> bool:

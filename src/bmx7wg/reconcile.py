@@ -170,7 +170,7 @@ class Reconciler:
             return {}                          # no live session: nothing to look up
         node_at = {}
         for node_id, orig in self.known_originators.items():
-            ip = cidr.address_key(orig.primary_ip)
+            ip = orig.primary_ip_key()
             if ip is not None:
                 node_at[ip] = node_id
         proven = {}
@@ -453,7 +453,7 @@ class _Proofs:
         sessions = rec.sessions
         if (sessions.moves == self.moves and sessions.mono() < self.expires
                 and _same_peers(self.source, rec.kernel_peers) and not any(
-                    self.maybe_at_host(o.primary_ip) or o.node_id in self.proven.values()
+                    self.maybe_at_host(o.primary_ip_key()) or o.node_id in self.proven.values()
                     for o in replaced)):
             self.source = rec.kernel_peers
             return self.proven
@@ -467,10 +467,11 @@ class _Proofs:
             self.proven = proven
         return self.proven
 
-    def maybe_at_host(self, ip_text: str) -> bool:
-        """A live session's endpoint may be at this address: True if it is, and now and then
-        for another address of the same hash, which only works the proofs out once more."""
-        key, hosts = cidr.address_key(ip_text), self.hosts
+    def maybe_at_host(self, key: int | None) -> bool:
+        """A live session's endpoint may be at this address (a cidr.address_key): True if it
+        is, and now and then for another address of the same hash, which only works the
+        proofs out once more."""
+        hosts = self.hosts
         if key is None:
             return False
         i = bisect.bisect_left(hosts, hash(key))

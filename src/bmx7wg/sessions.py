@@ -46,7 +46,7 @@ class Sessions:
     def observe(self, peers: Mapping[str, PeerState]) -> None:
         """A new dump: a handshake not seen before gets its age from the wall clock, now."""
         wall, mono, handshakes, offsets = self.wall(), self.mono(), self._handshake, self._offset
-        shared = mono - wall + STALE_HANDSHAKE      # the offset of a handshake in the past 180 s
+        shared = _recent(wall, mono)                # one float for all this dump shows first
         for key, peer in peers.items():
             handshake = peer.latest_handshake
             if not handshake:
@@ -73,8 +73,7 @@ class Sessions:
         if self._handshake.get(peer.public_key) == handshake:
             return handshake + self._offset[peer.public_key]
         # not in a dump yet (a peer only our cache knows): judged as a dump would judge it now
-        wall, mono = self.wall(), self.mono()
-        return handshake + _offset(handshake, wall, mono, mono - wall + STALE_HANDSHAKE)
+        return handshake + _offset(handshake, self.wall(), self.mono())
 
     def live(self, peer: PeerState) -> bool:
         return self.mono() < self.stale_at(peer)
@@ -84,13 +83,18 @@ class Sessions:
         return any(mono < handshake + offsets[key] for key, handshake in self._handshake.items())
 
 
-def _offset(handshake: int, wall: float, mono: float, shared: float) -> float:
+def _offset(handshake: int, wall: float, mono: float, shared: float | None = None) -> float:
     """A handshake seen now for the first time: what to add to it for the monotonic time it
-    goes stale. `shared` (mono - wall + STALE_HANDSHAKE) for one of the past 180 s; a stamp
+    goes stale. `shared`: _recent(wall, mono), made once per dump, for one of the past 180 s; a stamp
     ahead of the wall clock counts as new, one older than 180 s as stale now."""
     age = wall - handshake
     if age < 0:
         return mono + STALE_HANDSHAKE - handshake
     if age > STALE_HANDSHAKE:
         return mono - handshake
-    return shared
+    return _recent(wall, mono) if shared is None else shared
+
+
+def _recent(wall: float, mono: float) -> float:
+    """The offset of every handshake of the past STALE_HANDSHAKE seconds."""
+    return mono - wall + STALE_HANDSHAKE
