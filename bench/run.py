@@ -444,10 +444,10 @@ def verdict(rows, main_label: str, label32: str, other_labels) -> list[str]:
     included (what a router must hold at its worst, not only when idle). RSS is judged under
     musl, OpenWrt's C library (README, "Choices made where the issues were silent"); a glibc
     python3's RSS is shown beside it, for comparison, and judged on nothing."""
-    def judged(name, values, ok, shown):
+    def judged(name, values, ok, shown, unit=""):
         worst = [(n, v) for n, v in values if not ok(v)]
         return (f"  {name}: " + (f"met at every size ({shown})" if not worst else
-                "MISSED at " + ", ".join(f"N={n} ({v})" for n, v in worst)))
+                "MISSED at " + ", ".join(f"N={n} ({v}{unit})" for n, v in worst)))
     core = [(n, c) for n, _, _, c, _ in rows]
     lines = ["verdict:",
              judged("no-op 0 writes", [(n, c["noop_writes"]) for n, c in core], lambda v: v == 0, "0"),
@@ -456,35 +456,34 @@ def verdict(rows, main_label: str, label32: str, other_labels) -> list[str]:
                     lambda v: v <= 2, f"largest {max(c['cold'] / rc for _, rc, _, c, _ in rows):.2f}"),
              judged("one-change ratio <= 2", [(n, round(c["one"] / ro, 2)) for n, _, ro, c, _ in rows],
                     lambda v: v <= 2, f"largest {max(c['one'] / ro for _, _, ro, c, _ in rows):.2f}"),
-             judged("event->peer p95 <= 50 ms", [(n, f"{lat['p95'] * 1000:.1f} ms") for n, *_, lat in rows],
-                    lambda v: float(v.split()[0]) <= 50,
-                    f"largest {max(lat['p95'] for *_, lat in rows) * 1000:.1f} ms")]
+             judged("event->peer p95 <= 50 ms", [(n, round(lat["p95"] * 1000, 1)) for n, *_, lat in rows],
+                    lambda v: v <= 50, f"largest {max(lat['p95'] for *_, lat in rows) * 1000:.1f} ms", " ms")]
     runs = [(main_label, None, "live"), (label32, "rss32", "live32"),
             *((label, label, label + " with live sessions") for label in other_labels)]
-    musl = []
+    musl_met = []
     for label, idle_key, live_key in runs:
         worst = []
         for n, *_, lat in rows:
             runs_n = [lat if key is None else lat.get(key) for key in (idle_key, live_key)]
             if any(run is not None for run in runs_n):
-                worst.append((n, max(max(run["rss_mb"], run["peak_mb"]) for run in runs_n if run is not None)))
+                worst.append((n, round(max(max(run["rss_mb"], run["peak_mb"]) for run in runs_n
+                                           if run is not None), 1)))
         if not worst:
             continue
+        n, largest = max(worst, key=lambda nv: nv[1])
         if not on_musl(label):   # glibc is no router's C library
-            n, v = max(worst, key=lambda nv: nv[1])
-            lines.append(f"  RSS, {label}: largest {v:.1f} MB (N={n}); glibc: shown, not judged")
+            lines.append(f"  RSS, {label}: largest {largest} MB (N={n}); glibc: shown, not judged")
             continue
-        musl.append(judged(f"RSS <= {RSS_TARGET_MB:.0f} MB, {label}", [(n, f"{v:.1f} MB") for n, v in worst],
-                           lambda v: float(v.split()[0]) <= RSS_TARGET_MB,
-                           f"largest {max(v for _, v in worst):.1f} MB"))
-        lines.append(musl[-1])
+        musl_met.append(largest <= RSS_TARGET_MB)
+        lines.append(judged(f"RSS <= {RSS_TARGET_MB:.0f} MB, {label}", worst, lambda v: v <= RSS_TARGET_MB,
+                            f"largest {largest} MB", " MB"))
     target = f"  RSS <= {RSS_TARGET_MB:.0f} MB, judged under musl (OpenWrt's C library): "
-    if not musl:
+    if not musl_met:
         lines.append(target + "NOT MEASURED in this run: give python3s built against musl in "
                      "$BMX7WG_BENCH_PYTHONS (Debian packages none)")
     else:
-        lines.append(target + ("MISSED" if any(": MISSED" in line for line in musl)
-                               else f"met under all {len(musl)} musl python3s measured"))
+        lines.append(target + (f"met under all {len(musl_met)} musl python3s measured" if all(musl_met)
+                               else "MISSED"))
     return lines
 
 
